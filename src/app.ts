@@ -1,0 +1,39 @@
+import { Scalar } from "@scalar/hono-api-reference";
+import { Hono } from "hono";
+import { methodNotAllowed } from "hono/method-not-allowed";
+import { requestId } from "hono/request-id";
+import { secureHeaders } from "hono/secure-headers";
+import { managementApi } from "./api";
+import { readConfig } from "./config";
+import { openDatabase } from "./data/db";
+import type { AppEnv } from "./http/app-env";
+import { handleError, problem } from "./http/problems";
+
+export const app = new Hono<AppEnv>();
+
+app.use(requestId({ headerName: "X-Request-Id" }));
+app.use(
+  methodNotAllowed({
+    app,
+    onMethodNotAllowed: (c, methods) =>
+      problem(c, "method_not_allowed", `Use ${methods.join(", ")}.`, {
+        headers: { Allow: methods.join(", ") },
+      }),
+  }),
+);
+app.use("/v1/*", secureHeaders());
+app.use("*", async (c, next) => {
+  c.set("services", {
+    env: c.env,
+    db: openDatabase(c.env.DB),
+    config: readConfig(c.env),
+    now: new Date(),
+  });
+  await next();
+});
+
+app.route("/v1", managementApi);
+app.get("/docs", Scalar({ url: "/v1/openapi.json", pageTitle: "hookgate API" }));
+
+app.notFound((c) => problem(c, "not_found", `Nothing lives at ${c.req.path}.`));
+app.onError(handleError);

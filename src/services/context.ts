@@ -1,0 +1,40 @@
+import type { Config } from "../config";
+import type { Database } from "../data/db";
+import type { Token, User } from "../data/schema";
+import { DomainError } from "../shared/errors";
+
+/** What every service call needs: the bindings, the database, the configuration, the time. */
+export interface ServiceContext {
+  env: Env;
+  db: Database;
+  config: Config;
+  now: Date;
+}
+
+/** The authenticated caller of the management API and the token it presented. */
+export interface Actor {
+  user: User;
+  token: Token;
+}
+
+export const isAdmin = (actor: Actor) => actor.user.role === "admin";
+
+/**
+ * Members see only their own records; anything else answers as if it did not exist, so
+ * that a member cannot learn which ids are taken.
+ */
+export function assertVisible(actor: Actor, ownerId: string, what: string): void {
+  if (!isAdmin(actor) && actor.user.id !== ownerId) {
+    throw new DomainError("not_found", `${what} does not exist.`);
+  }
+}
+
+export function assertAdmin(actor: Actor, action: string): void {
+  if (!isAdmin(actor)) throw new DomainError("forbidden", `Only an admin can ${action}.`);
+}
+
+/** The moment an active account will be flagged idle if nothing happens before then. */
+export function projectedInactiveAt(user: User, config: Config): Date | null {
+  if (user.status !== "active") return null;
+  return new Date(user.lastActiveAt.getTime() + config.inactivityMs);
+}

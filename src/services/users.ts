@@ -1,0 +1,299 @@
+import { and, asc, count, eq, gt, isNull, lt, ne, or, sql } from "drizzle-orm";
+import { hashPassword, verifyPassword } from "../auth/passwords";
+import { decodeCursor, toPage } from "../data/pagination";
+import { tokens, type User, users } from "../data/schema";
+import { DomainError, notFound } from "../shared/errors";
+import { newId } from "../shared/ids";
+import { auditInsert } from "./audit";
+import { type Actor, assertVisible, type ServiceContext } from "./context";
+import { issueToken, liveTokenCondition } from "./tokens";
+
+export interface NewUser {
+  username: string;
+  displayName?: string | undefined;
+  kind: User["kind"];
+  role: User["role"];
+  password?: string | undefined;
+}
+
+export async function findUser(ctx: ServiceContext, id: string): Promise<User | undefined> {
+  return ctx.db.query.users.findFirst({ where: eq(users.id, id) });
+}
+
+export async function getVisibleUser(ctx: ServiceContext, actor: Actor, id: string) {
+  assertVisible(actor, id, "This account");
+  const user = await findUser(ctx, id);
+  if (!user) throw notFound("This account");
+  return user;
+}
+
+/** Builds (without running) the insert of a new account; the password is hashed here. */
+async function prepareUser(ctx: ServiceContext, input: NewUser) {
+  if (input.kind === "service" && input.password !== undefined) {
+    throw new DomainError("validation_failed", "A service account has no password.", {
+      errors: [{ field: "password", message: "Must be absent for a service account" }],
+    });
+  }
+  if (input.kind === "person" && input.password === undefined) {
+    throw new DomainError("validation_failed", "A person account needs a password.", {
+      errors: [{ field: "password", message: "Required for a person account" }],
+    });
+  }
+  const user: User = {
+    id: newId("usr"),
+    username: input.username,
+    displayName: input.displayName ?? input.username,
+    kind: input.kind,
+    role: input.role,
+    status: "active",
+    passwordHash: input.password === undefined ? null : await hashPassword(input.password),
+    lastActiveAt: ctx.now,
+    deactivatedAt: null,
+    createdAt: ctx.now,
+  };
+  return user;
+}
+
+export async function createUser(ctx: ServiceContext, actor: Actor, input: NewUser) {
+  const user = await prepareUser(ctx, input);
+  try {
+    await ctx.db.batch([
+      ctx.db.insert(users).values(user),
+      auditInsert(ctx.db, ctx.now, {
+        actorId: actor.user.id,
+        action: "user.created",
+        targetType: "user",
+        targetId: user.id,
+        details: { username: user.username, kind: user.kind, role: user.role },
+      }),
+    ]);
+  } catch (error) {
+    throw usernameConflict(error, input.username);
+  }
+  return user;
+}
+
+/**
+ * Creates the first admin with a session and an integration token. The insert carries
+ * its own `NOT EXISTS` guard, so two racing bootstraps cannot both succeed.
+ */
+export async function bootstrap(
+  ctx: ServiceContext,
+  input: { username: string; password: string; displayName?: string | undefined },
+) {
+  const user = await prepareUser(ctx, { ...input, kind: "person", role: "admin" });
+  const inserted = await ctx.db.run(sql`
+    insert into users (id, username, display_name, kind, role, status, password_hash,
+                       last_active_at, created_at)
+    select ${user.id}, ${user.username}, ${user.displayName}, ${user.kind}, ${user.role},
+           ${user.status}, ${user.passwordHash}, ${user.lastActiveAt.getTime()},
+           ${user.createdAt.getTime()}
+    where not exists (select 1 from users)`);
+  if (inserted.meta.changes !== 1) {
+    throw new DomainError("already_bootstrapped", "An account exists already; log in instead.");
+  }
+
+  const session = await issueToken(ctx, {
+    kind: "session",
+    userId: user.id,
+    scopes: ["manage"],
+    expiresAt: new Date(ctx.now.getTime() + ctx.config.sessionTtlMs),
+  });
+  const integration = await issueToken(ctx, {
+    kind: "integration",
+    userId: user.id,
+    name: "bootstrap",
+    scopes: ["send", "manage"],
+  });
+  await ctx.db.batch([
+    ctx.db.insert(tokens).values([session.token, integration.token]),
+    auditInsert(ctx.db, ctx.now, {
+      actorId: user.id,
+      action: "system.bootstrapped",
+      targetType: "user",
+      targetId: user.id,
+      details: { username: user.username },
+    }),
+  ]);
+  return { user, session, integration };
+}
+
+export type LoginResult =
+  | { outcome: "ok"; user: User; secret: string; expiresAt: Date }
+  | { outcome: "invalid_credentials" }
+  | { outcome: "account_inactive" };
+
+/** Password login. Wrong username and wrong password take the same time and answer. */
+export async function login(
+  ctx: ServiceContext,
+  input: { username: string; password: string },
+): Promise<LoginResult> {
+  const user = await ctx.db.query.users.findFirst({ where: eq(users.username, input.username) });
+  const valid = await verifyPassword(input.password, user?.passwordHash ?? null);
+  if (!user || !valid) return { outcome: "invalid_credentials" };
+  if (user.status !== "active") return { outcome: "account_inactive" };
+
+  const expiresAt = new Date(ctx.now.getTime() + ctx.config.sessionTtlMs);
+  const session = await issueToken(ctx, {
+    kind: "session",
+    userId: user.id,
+    scopes: ["manage"],
+    expiresAt,
+  });
+  await ctx.db.batch([
+    ctx.db.insert(tokens).values(session.token),
+    ctx.db.update(users).set({ lastActiveAt: ctx.now }).where(eq(users.id, user.id)),
+  ]);
+  return { outcome: "ok", user, secret: session.secret, expiresAt };
+}
+
+export interface UserFilters {
+  status?: User["status"] | undefined;
+  kind?: User["kind"] | undefined;
+  idleWithinDays?: number | undefined;
+  limit: number;
+  cursor?: string | undefined;
+}
+
+export async function listUsers(ctx: ServiceContext, filters: UserFilters) {
+  const cursor = decodeCursor(filters.cursor);
+  const conditions = [
+    filters.status ? eq(users.status, filters.status) : undefined,
+    filters.kind ? eq(users.kind, filters.kind) : undefined,
+    cursor
+      ? or(
+          gt(users.createdAt, new Date(cursor.at)),
+          and(eq(users.createdAt, new Date(cursor.at)), gt(users.id, cursor.id)),
+        )
+      : undefined,
+  ];
+  if (filters.idleWithinDays !== undefined) {
+    // Active accounts whose projected inactivity falls within the window.
+    const horizon = ctx.now.getTime() + filters.idleWithinDays * 86_400_000;
+    conditions.push(
+      eq(users.status, "active"),
+      lt(users.lastActiveAt, new Date(horizon - ctx.config.inactivityMs)),
+    );
+  }
+  const rows = await ctx.db
+    .select()
+    .from(users)
+    .where(and(...conditions))
+    .orderBy(asc(users.createdAt), asc(users.id))
+    .limit(filters.limit + 1);
+  const counts = await activeTokenCounts(
+    ctx,
+    rows.slice(0, filters.limit).map((row) => row.id),
+  );
+  return toPage(
+    rows,
+    filters.limit,
+    (row) => ({ at: row.createdAt.getTime(), id: row.id }),
+    (row) => ({ user: row, activeTokens: counts.get(row.id) ?? 0 }),
+  );
+}
+
+/** Live app and integration tokens per account, for at most 100 ids (D1's parameter cap). */
+export async function activeTokenCounts(ctx: ServiceContext, userIds: string[]) {
+  const counts = new Map<string, number>();
+  if (userIds.length === 0) return counts;
+  const rows = await ctx.db
+    .select({ userId: tokens.userId, total: count() })
+    .from(tokens)
+    .where(
+      and(
+        sql`${tokens.userId} in ${userIds}`,
+        ne(tokens.kind, "session"),
+        liveTokenCondition(ctx.now),
+      ),
+    )
+    .groupBy(tokens.userId);
+  for (const row of rows) counts.set(row.userId, row.total);
+  return counts;
+}
+
+export async function updateUser(
+  ctx: ServiceContext,
+  actor: Actor,
+  id: string,
+  changes: { displayName?: string | undefined; role?: User["role"] | undefined },
+) {
+  const user = await findUser(ctx, id);
+  if (!user) throw notFound("This account");
+  if (user.role === "admin" && changes.role === "member") await assertAnotherAdmin(ctx, user.id);
+
+  const updated = { ...user, ...definedOnly(changes) };
+  await ctx.db.batch([
+    ctx.db
+      .update(users)
+      .set({ displayName: updated.displayName, role: updated.role })
+      .where(eq(users.id, id)),
+    auditInsert(ctx.db, ctx.now, {
+      actorId: actor.user.id,
+      action: "user.updated",
+      targetType: "user",
+      targetId: id,
+      details: definedOnly(changes),
+    }),
+  ]);
+  return updated;
+}
+
+/**
+ * Sets a new password and revokes the account's sessions. The account stays active and
+ * its app and integration tokens keep working: this is how an admin locks a person out
+ * without breaking the webhooks that person set up.
+ */
+export async function setPassword(ctx: ServiceContext, actor: Actor, id: string, password: string) {
+  const user = await getVisibleUser(ctx, actor, id);
+  if (user.kind === "service") {
+    throw new DomainError("validation_failed", "A service account has no password.", {
+      errors: [{ field: "password", message: "Service accounts cannot log in with a password" }],
+    });
+  }
+  const passwordHash = await hashPassword(password);
+  await ctx.db.batch([
+    ctx.db.update(users).set({ passwordHash }).where(eq(users.id, id)),
+    revokeSessionsQuery(ctx, id),
+    auditInsert(ctx.db, ctx.now, {
+      actorId: actor.user.id,
+      action: "user.password_changed",
+      targetType: "user",
+      targetId: id,
+      details: { sessionsRevoked: true },
+    }),
+  ]);
+}
+
+/**
+ * Sessions are checked against D1 on every management call and never cached, so revoking
+ * them needs no cache purge.
+ */
+export function revokeSessionsQuery(ctx: ServiceContext, userId: string) {
+  return ctx.db
+    .update(tokens)
+    .set({ revokedAt: ctx.now })
+    .where(and(eq(tokens.userId, userId), eq(tokens.kind, "session"), isNull(tokens.revokedAt)));
+}
+
+async function assertAnotherAdmin(ctx: ServiceContext, userId: string) {
+  const other = await ctx.db.query.users.findFirst({
+    where: and(eq(users.role, "admin"), eq(users.status, "active"), ne(users.id, userId)),
+    columns: { id: true },
+  });
+  if (!other) {
+    throw new DomainError("last_admin", "This is the last active admin; name another first.");
+  }
+}
+
+function usernameConflict(error: unknown, username: string): unknown {
+  const message = error instanceof Error ? `${error.message} ${String(error.cause ?? "")}` : "";
+  if (message.includes("UNIQUE") && message.includes("username")) {
+    return new DomainError("username_taken", `The username "${username}" is taken.`);
+  }
+  return error;
+}
+
+function definedOnly<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,43 @@
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
+import { defineConfig } from "vitest/config";
+
+/** The bootstrap secret the workerd tests run with; never a real deployment's. */
+export const TEST_BOOTSTRAP_TOKEN = "test-bootstrap-secret-0123456789";
+
+export default defineConfig(async () => {
+  const migrations = await readD1Migrations("migrations");
+  return {
+    test: {
+      projects: [
+        {
+          plugins: [
+            cloudflareTest({
+              wrangler: { configPath: "./wrangler.toml" },
+              miniflare: {
+                // Queue and scheduled handlers are driven from tests through `exports`.
+                compatibilityFlags: ["nodejs_compat", "service_binding_extra_handlers"],
+                bindings: { TEST_MIGRATIONS: migrations, BOOTSTRAP_TOKEN: TEST_BOOTSTRAP_TOKEN },
+              },
+            }),
+          ],
+          test: {
+            name: "workers",
+            include: ["test/workers/**/*.test.ts"],
+            setupFiles: ["test/workers/apply-migrations.ts"],
+          },
+        },
+        {
+          test: {
+            name: "e2e",
+            include: ["test/e2e/**/*.test.ts"],
+            environment: "node",
+            globalSetup: ["test/e2e/global-setup.ts"],
+            testTimeout: 60_000,
+            hookTimeout: 120_000,
+            fileParallelism: false,
+          },
+        },
+      ],
+    },
+  };
+});
