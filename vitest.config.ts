@@ -4,6 +4,9 @@ import { defineConfig } from "vitest/config";
 /** The bootstrap secret the workerd tests run with; never a real deployment's. */
 export const TEST_BOOTSTRAP_TOKEN = "test-bootstrap-secret-0123456789";
 
+// Wrangler reads required secrets from the environment; this silences its warning in tests.
+process.env.BOOTSTRAP_TOKEN ??= TEST_BOOTSTRAP_TOKEN;
+
 export default defineConfig(async () => {
   const migrations = await readD1Migrations("migrations");
   return {
