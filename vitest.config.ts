@@ -1,8 +1,6 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
-
-/** The bootstrap secret the workerd tests run with; never a real deployment's. */
-export const TEST_BOOTSTRAP_TOKEN = "test-bootstrap-secret-0123456789";
+import { TEST_BOOTSTRAP_TOKEN } from "./test/workers/constants.ts";
 
 // Wrangler reads required secrets from the environment; this silences its warning in tests.
 process.env.BOOTSTRAP_TOKEN ??= TEST_BOOTSTRAP_TOKEN;

@@ -1,4 +1,5 @@
 import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { ConfigError } from "../config";
 import { DomainError, type ErrorCode } from "../shared/errors";
@@ -73,6 +74,11 @@ export function handleError(error: Error, c: Context) {
   if (error instanceof HttpProblem) return problem(c, error.code, error.detail, error.options);
   if (error instanceof DomainError) {
     return problem(c, error.code, error.message, { extensions: error.extensions });
+  }
+  if (error instanceof HTTPException && error.status < 500) {
+    // Hono's own refusals, such as a body that is not the JSON its content type claims.
+    const code = error.status === 413 ? "payload_too_large" : "invalid_request";
+    return problem(c, code, error.message, { status: error.status as ContentfulStatusCode });
   }
   if (error instanceof ConfigError) {
     log("error", "config.invalid", { requestId: c.get("requestId"), message: error.message });

@@ -1,0 +1,111 @@
+import { createExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { app } from "../../../src/app";
+import { PROBLEMS } from "../../../src/http/problems";
+import { ERROR_CODES } from "../../../src/shared/errors";
+import { bootstrapAdmin, call, expectStatus } from "../helpers";
+
+describe("problem documents", () => {
+  it("have one shape with a stable code and the request id", async () => {
+    const res = await call("/v1/nothing-here");
+    const body = (await res.json()) as Record<string, unknown>;
+
+    expect(res.status).toBe(404);
+    expect(res.headers.get("Content-Type")).toBe("application/problem+json");
+    expect(body).toEqual({
+      type: "https://hookgate.dev/problems/not-found",
+      title: "Not found",
+      status: 404,
+      detail: "Nothing lives at /v1/nothing-here.",
+      code: "not_found",
+      requestId: res.headers.get("X-Request-Id"),
+    });
+  });
+
+  it("answer 405 with Allow for a known path and the wrong method", async () => {
+    const res = await call("/v1/sessions", { method: "GET" });
+
+    expect(res.status).toBe(405);
+    expect(res.headers.get("Allow")).toBe("POST");
+    expect(((await res.json()) as { code: string }).code).toBe("method_not_allowed");
+  });
+
+  it("answer 400 invalid_request for malformed JSON", async () => {
+    const admin = await bootstrapAdmin();
+    const malformed = await expectStatus(
+      Promise.resolve(
+        await app.request(
+          "/v1/webhooks",
+          {
+            method: "POST",
+            headers: {
+              Authorization: `Bearer ${admin.session}`,
+              "Content-Type": "application/json",
+            },
+            body: "{not json",
+          },
+          env,
+          createExecutionContext(),
+        ),
+      ),
+      400,
+    );
+
+    expect(malformed.code).toBe("invalid_request");
+  });
+
+  it("map every code to one status, and the OpenAPI document lists every code", async () => {
+    const document = await expectStatus(call("/v1/openapi.json"), 200);
+
+    expect(Object.keys(PROBLEMS).sort()).toEqual([...ERROR_CODES].sort());
+    expect(document.components.schemas.Problem.properties.code.enum.sort()).toEqual(
+      [...ERROR_CODES].sort(),
+    );
+  });
+
+  it("fail loudly, naming the variable, when configuration is invalid", async () => {
+    const res = await app.request(
+      "/v1/openapi.json",
+      {},
+      { ...env, INACTIVITY_DAYS: "sixty" },
+      createExecutionContext(),
+    );
+    const body = (await res.json()) as { detail: string };
+
+    expect(res.status).toBe(500);
+    expect(body.detail).toContain("INACTIVITY_DAYS");
+  });
+});
+
+describe("the OpenAPI document", () => {
+  it("is OpenAPI 3.1 with the bearer scheme, and /docs serves the reference", async () => {
+    const document = await expectStatus(call("/v1/openapi.json"), 200);
+    const docs = await call("/docs");
+
+    expect(document.openapi).toBe("3.1.0");
+    expect(document.components.securitySchemes.bearer).toMatchObject({ scheme: "bearer" });
+    expect(Object.keys(document.paths)).toEqual(
+      expect.arrayContaining(["/bootstrap", "/sessions", "/webhooks/{id}", "/tokens/{id}/roll"]),
+    );
+    expect(docs.status).toBe(200);
+    expect(docs.headers.get("Content-Type")).toContain("text/html");
+  });
+
+  it("documents a 4xx problem response on every operation", async () => {
+    const document = await expectStatus(call("/v1/openapi.json"), 200);
+
+    for (const [path, item] of Object.entries(document.paths as Record<string, object>)) {
+      for (const [method, operation] of Object.entries(
+        item as Record<string, { responses: Record<string, { content?: object }> }>,
+      )) {
+        const problemStatuses = Object.entries(operation.responses)
+          .filter(
+            ([, response]) => response.content && "application/problem+json" in response.content,
+          )
+          .map(([status]) => status);
+        expect(problemStatuses, `${method} ${path}`).toContain("400");
+      }
+    }
+  });
+});

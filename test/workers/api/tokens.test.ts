@@ -1,0 +1,236 @@
+import { env } from "cloudflare:workers";
+import { beforeAll, describe, expect, it } from "vitest";
+import { tokenCacheKey } from "../../../src/auth/decision-cache";
+import { bootstrapAdmin, call, createPerson, createService, expectStatus } from "../helpers";
+
+let admin: Awaited<ReturnType<typeof bootstrapAdmin>>;
+let member: Awaited<ReturnType<typeof createPerson>>;
+
+beforeAll(async () => {
+  admin = await bootstrapAdmin();
+  member = await createPerson(admin.session, "casey");
+});
+
+async function createIntegration(
+  session: string,
+  userId: string,
+  body: Record<string, unknown> = {},
+) {
+  return expectStatus(
+    call(`/v1/users/${userId}/tokens`, {
+      method: "POST",
+      token: session,
+      body: { name: "automation", scopes: ["send", "manage"], ...body },
+    }),
+    201,
+  );
+}
+
+async function tokenHash(id: string) {
+  const row = await env.DB.prepare("select hash from tokens where id = ?")
+    .bind(id)
+    .first<{ hash: string }>();
+  return row?.hash as string;
+}
+
+describe("integration tokens", () => {
+  it("shows the secret once and only prefixes afterwards", async () => {
+    const created = await createIntegration(member.session, member.user.id, { scopes: ["send"] });
+
+    expect(created).toMatchObject({ kind: "integration", scopes: ["send"], webhookId: null });
+    expect(created.secret).toMatch(/^hgi_/);
+    expect(created.prefix).toBe(created.secret.slice(0, 10));
+    const listed = await expectStatus(
+      call(`/v1/users/${member.user.id}/tokens?kind=integration`, { token: member.session }),
+      200,
+    );
+    expect(listed.items.map((token: { id: string }) => token.id)).toContain(created.id);
+    expect(JSON.stringify(listed)).not.toContain(created.secret);
+    expect(listed.items.every((token: object) => !("secret" in token))).toBe(true);
+  });
+
+  it("defaults to the send scope and rejects unknown scopes and past expiries", async () => {
+    const plain = await expectStatus(
+      call(`/v1/users/${member.user.id}/tokens`, {
+        method: "POST",
+        token: member.session,
+        body: { name: "defaults" },
+      }),
+      201,
+    );
+    expect(plain.scopes).toEqual(["send"]);
+
+    const bad = await expectStatus(
+      call(`/v1/users/${member.user.id}/tokens`, {
+        method: "POST",
+        token: member.session,
+        body: { name: "bad", scopes: ["root"], expiresAt: "2001-01-01T00:00:00Z" },
+      }),
+      400,
+    );
+    expect(bad.errors.map((error: { field: string }) => error.field)).toEqual(["scopes.0"]);
+    const past = await expectStatus(
+      call(`/v1/users/${member.user.id}/tokens`, {
+        method: "POST",
+        token: member.session,
+        body: { name: "past", expiresAt: "2001-01-01T00:00:00Z" },
+      }),
+      400,
+    );
+    expect(past.errors).toEqual([{ field: "expiresAt", message: "Must be in the future" }]);
+  });
+
+  it("lets an admin create a token on a service account", async () => {
+    const service = await createService(admin.session, "etl-bot");
+
+    const created = await createIntegration(admin.session, service.id, { scopes: ["send"] });
+
+    expect(created.userId).toBe(service.id);
+  });
+});
+
+describe("DELETE /v1/tokens/{id}", () => {
+  it("revokes at once, purges the cached decision, and is idempotent", async () => {
+    const token = await createIntegration(member.session, member.user.id);
+    const key = tokenCacheKey(await tokenHash(token.id));
+    await env.AUTH_CACHE.put(key, "{}");
+    await expectStatus(call("/v1/me", { token: token.secret }), 200);
+
+    await expectStatus(
+      call(`/v1/tokens/${token.id}`, { method: "DELETE", token: member.session }),
+      204,
+    );
+
+    expect(await env.AUTH_CACHE.get(key)).toBeNull();
+    const refused = await expectStatus(call("/v1/me", { token: token.secret }), 401);
+    expect(refused.code).toBe("invalid_credentials");
+    await expectStatus(
+      call(`/v1/tokens/${token.id}`, { method: "DELETE", token: member.session }),
+      204,
+    );
+    const audit = await expectStatus(call("/v1/audit", { token: admin.session }), 200);
+    const revocations = audit.items.filter(
+      (entry: { action: string; targetId: string }) =>
+        entry.action === "token.revoked" && entry.targetId === token.id,
+    );
+    expect(revocations).toHaveLength(1);
+  });
+});
+
+describe("POST /v1/tokens/{id}/roll", () => {
+  it("issues a new secret and keeps the old one for the overlap", async () => {
+    const token = await createIntegration(member.session, member.user.id);
+
+    const rolled = await expectStatus(
+      call(`/v1/tokens/${token.id}/roll`, {
+        method: "POST",
+        token: member.session,
+        body: { overlapSeconds: 3600 },
+      }),
+      201,
+    );
+
+    expect(rolled.token.secret).not.toBe(token.secret);
+    expect(rolled.token).toMatchObject({
+      kind: "integration",
+      userId: member.user.id,
+      name: "automation",
+    });
+    expect(rolled.token.scopes).toEqual(["send", "manage"]);
+    const overlap = Date.parse(rolled.previous.expiresAt) - Date.now();
+    expect(overlap).toBeGreaterThan(3_500_000);
+    expect(overlap).toBeLessThanOrEqual(3_600_000);
+    await expectStatus(call("/v1/me", { token: token.secret }), 200);
+    await expectStatus(call("/v1/me", { token: rolled.token.secret }), 200);
+  });
+
+  it("stops the old secret at once without an overlap", async () => {
+    const token = await createIntegration(member.session, member.user.id);
+
+    const rolled = await expectStatus(
+      call(`/v1/tokens/${token.id}/roll`, { method: "POST", token: member.session, body: {} }),
+      201,
+    );
+
+    await expectStatus(call("/v1/me", { token: token.secret }), 401);
+    await expectStatus(call("/v1/me", { token: rolled.token.secret }), 200);
+  });
+
+  it("refuses to roll a revoked token or a session, and overlaps beyond 7 days", async () => {
+    const token = await createIntegration(member.session, member.user.id);
+    await expectStatus(
+      call(`/v1/tokens/${token.id}`, { method: "DELETE", token: member.session }),
+      204,
+    );
+
+    const revoked = await expectStatus(
+      call(`/v1/tokens/${token.id}/roll`, { method: "POST", token: member.session, body: {} }),
+      409,
+    );
+    const tooLong = await expectStatus(
+      call(`/v1/tokens/${token.id}/roll`, {
+        method: "POST",
+        token: member.session,
+        body: { overlapSeconds: 8 * 86_400 },
+      }),
+      400,
+    );
+
+    expect(revoked.code).toBe("token_unavailable");
+    expect(tooLong.errors[0].field).toBe("overlapSeconds");
+  });
+});
+
+describe("POST /v1/tokens/{id}/transfer", () => {
+  it("moves a token to an active account without changing its secret", async () => {
+    const service = await createService(admin.session, "owner-to-be");
+    const token = await createIntegration(member.session, member.user.id);
+
+    const moved = await expectStatus(
+      call(`/v1/tokens/${token.id}/transfer`, {
+        method: "POST",
+        token: admin.session,
+        body: { userId: service.id },
+      }),
+      200,
+    );
+
+    expect(moved.token.userId).toBe(service.id);
+    expect(moved.notice).toContain("still use it");
+    const me = await expectStatus(call("/v1/me", { token: token.secret }), 200);
+    expect(me.id).toBe(service.id);
+    const audit = await expectStatus(call("/v1/audit", { token: admin.session }), 200);
+    expect(audit.items[0]).toMatchObject({
+      action: "token.transferred",
+      actorId: admin.user.id,
+      targetId: token.id,
+      details: { fromUserId: member.user.id, toUserId: service.id },
+    });
+  });
+
+  it("refuses an inactive or unknown target", async () => {
+    const idle = await createService(admin.session, "idle-target");
+    await env.DB.prepare("update users set status = 'inactive' where id = ?").bind(idle.id).run();
+    const token = await createIntegration(member.session, member.user.id);
+
+    const inactive = await expectStatus(
+      call(`/v1/tokens/${token.id}/transfer`, {
+        method: "POST",
+        token: admin.session,
+        body: { userId: idle.id },
+      }),
+      409,
+    );
+    const unknown = await expectStatus(
+      call(`/v1/tokens/${token.id}/transfer`, {
+        method: "POST",
+        token: admin.session,
+        body: { userId: "usr_doesnotexist" },
+      }),
+      400,
+    );
+
+    expect(inactive.code).toBe("target_account_inactive");
+    expect(unknown.errors).toEqual([{ field: "userId", message: "No such account" }]);
+  });
+});

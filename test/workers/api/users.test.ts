@@ -1,0 +1,233 @@
+import { env } from "cloudflare:workers";
+import { beforeAll, describe, expect, it } from "vitest";
+import {
+  bootstrapAdmin,
+  call,
+  createPerson,
+  createService,
+  createWebhook,
+  expectStatus,
+  login,
+} from "../helpers";
+
+let admin: Awaited<ReturnType<typeof bootstrapAdmin>>;
+
+beforeAll(async () => {
+  admin = await bootstrapAdmin();
+});
+
+describe("accounts", () => {
+  it("creates a service account without a password and refuses one with", async () => {
+    const service = await createService(admin.session, "crm-sync");
+
+    expect(service).toMatchObject({ username: "crm-sync", kind: "service", role: "member" });
+    expect(service.id).toMatch(/^usr_[0-9A-Za-z]{22}$/);
+    const problem = await expectStatus(
+      call("/v1/users", {
+        method: "POST",
+        token: admin.session,
+        body: { username: "svc-two", kind: "service", password: "a-long-enough-password" },
+      }),
+      400,
+    );
+    expect(problem.errors).toEqual([
+      { field: "password", message: "Must be absent for a service account" },
+    ]);
+  });
+
+  it("requires a password of at least 12 characters for a person", async () => {
+    const problem = await expectStatus(
+      call("/v1/users", {
+        method: "POST",
+        token: admin.session,
+        body: { username: "pat", kind: "person", password: "short" },
+      }),
+      400,
+    );
+
+    expect(problem.code).toBe("validation_failed");
+    expect(problem.errors[0]).toEqual({ field: "password", message: "At least 12 characters" });
+  });
+
+  it("answers 409 username_taken for a duplicate username", async () => {
+    await createService(admin.session, "dup-name");
+
+    const problem = await expectStatus(
+      call("/v1/users", {
+        method: "POST",
+        token: admin.session,
+        body: { username: "dup-name", kind: "service" },
+      }),
+      409,
+    );
+
+    expect(problem.code).toBe("username_taken");
+  });
+
+  it("lists accounts in pages, with filters and projected inactivity", async () => {
+    for (const name of ["page-a", "page-b", "page-c"]) await createService(admin.session, name);
+
+    const pages = [];
+    let cursor: string | null = "";
+    while (cursor !== null) {
+      const query: string = cursor ? `&cursor=${cursor}` : "";
+      const page = await expectStatus(
+        call(`/v1/users?kind=service&limit=2${query}`, { token: admin.session }),
+        200,
+      );
+      pages.push(page);
+      cursor = page.nextCursor;
+    }
+
+    const names = pages.flatMap((page) =>
+      page.items.map((user: { username: string }) => user.username),
+    );
+    expect(pages.every((page) => page.items.length <= 2)).toBe(true);
+    expect(pages.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(names).size).toBe(names.length);
+    expect(names).toEqual(expect.arrayContaining(["page-a", "page-b", "page-c"]));
+    const first = pages[0];
+    const user = first.items[0];
+    expect(Date.parse(user.inactiveAt) - Date.parse(user.lastActiveAt)).toBe(60 * 86_400_000);
+  });
+
+  it("filters accounts that go idle within a number of days", async () => {
+    const idle = await createService(admin.session, "nearly-idle");
+    const fiftyFiveDaysAgo = Date.now() - 55 * 86_400_000;
+    await env.DB.prepare("update users set last_active_at = ? where id = ?")
+      .bind(fiftyFiveDaysAgo, idle.id)
+      .run();
+
+    const soon = await expectStatus(
+      call("/v1/users?idleWithinDays=7", { token: admin.session }),
+      200,
+    );
+
+    expect(soon.items.map((user: { id: string }) => user.id)).toEqual([idle.id]);
+  });
+
+  it("rejects a cursor it did not issue", async () => {
+    const problem = await expectStatus(
+      call("/v1/users?cursor=bm90LWEtY3Vyc29y", { token: admin.session }),
+      400,
+    );
+
+    expect(problem.errors).toEqual([{ field: "cursor", message: "Invalid cursor" }]);
+  });
+
+  it("updates display name and role, but never demotes the last admin", async () => {
+    const person = await createPerson(admin.session, "robin");
+
+    const updated = await expectStatus(
+      call(`/v1/users/${person.user.id}`, {
+        method: "PATCH",
+        token: admin.session,
+        body: { displayName: "Robin Example", role: "admin" },
+      }),
+      200,
+    );
+    expect(updated).toMatchObject({ displayName: "Robin Example", role: "admin" });
+
+    await expectStatus(
+      call(`/v1/users/${person.user.id}`, {
+        method: "PATCH",
+        token: admin.session,
+        body: { role: "member" },
+      }),
+      200,
+    );
+    const lastAdmin = await expectStatus(
+      call(`/v1/users/${admin.user.id}`, {
+        method: "PATCH",
+        token: admin.session,
+        body: { role: "member" },
+      }),
+      409,
+    );
+    expect(lastAdmin.code).toBe("last_admin");
+  });
+});
+
+describe("PUT /v1/users/{id}/password", () => {
+  it("revokes sessions but keeps app and integration tokens working", async () => {
+    const person = await createPerson(admin.session, "leaver");
+    const webhook = await createWebhook(person.session);
+    const integration = await expectStatus(
+      call(`/v1/users/${person.user.id}/tokens`, {
+        method: "POST",
+        token: person.session,
+        body: { name: "automation", scopes: ["send", "manage"] },
+      }),
+      201,
+    );
+
+    await expectStatus(
+      call(`/v1/users/${person.user.id}/password`, {
+        method: "PUT",
+        token: admin.session,
+        body: { password: "a-brand-new-password" },
+      }),
+      204,
+    );
+
+    const stale = await expectStatus(call("/v1/me", { token: person.session }), 401);
+    expect(stale.code).toBe("invalid_credentials");
+    await expectStatus(call("/v1/me", { token: integration.secret }), 200);
+    const status = await env.DB.prepare("select status from users where id = ?")
+      .bind(person.user.id)
+      .first<{ status: string }>();
+    expect(status?.status).toBe("active");
+    const appToken = await env.DB.prepare("select revoked_at from tokens where id = ?")
+      .bind(webhook.token.id)
+      .first<{ revoked_at: number | null }>();
+    expect(appToken?.revoked_at).toBeNull();
+    expect(await login("leaver", "a-brand-new-password")).toMatch(/^hgs_/);
+  });
+
+  it("lets members change their own password only", async () => {
+    const member = await createPerson(admin.session, "self-service");
+
+    await expectStatus(
+      call(`/v1/users/${member.user.id}/password`, {
+        method: "PUT",
+        token: member.session,
+        body: { password: "my-own-new-password" },
+      }),
+      204,
+    );
+    const fresh = await login("self-service", "my-own-new-password");
+    await expectStatus(
+      call(`/v1/users/${admin.user.id}/password`, {
+        method: "PUT",
+        token: fresh,
+        body: { password: "taking-over-admin" },
+      }),
+      404,
+    );
+  });
+});
+
+describe("activity", () => {
+  it("counts a management call, writing at most once per interval", async () => {
+    const member = await createPerson(admin.session, "active-one");
+    const longAgo = Date.now() - 10 * 86_400_000;
+    await env.DB.prepare("update users set last_active_at = ? where id = ?")
+      .bind(longAgo, member.user.id)
+      .run();
+
+    await expectStatus(call("/v1/me", { token: member.session }), 200);
+    const first = await lastActive(member.user.id);
+    await expectStatus(call("/v1/me", { token: member.session }), 200);
+    const second = await lastActive(member.user.id);
+
+    expect(first).toBeGreaterThan(Date.now() - 60_000);
+    expect(second).toBe(first);
+  });
+});
+
+async function lastActive(userId: string) {
+  const row = await env.DB.prepare("select last_active_at as at from users where id = ?")
+    .bind(userId)
+    .first<{ at: number }>();
+  return row?.at;
+}

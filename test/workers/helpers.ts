@@ -1,0 +1,111 @@
+import { env, exports } from "cloudflare:workers";
+import { expect } from "vitest";
+import { TEST_BOOTSTRAP_TOKEN } from "./constants";
+
+export const ORIGIN = "https://hookgate.test";
+
+export interface CallOptions {
+  method?: string;
+  token?: string;
+  authorization?: string;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+/** Calls the Worker's `fetch` as a client would, inside workerd. */
+export function call(path: string, options: CallOptions = {}): Promise<Response> {
+  const headers = new Headers(options.headers);
+  if (options.token) headers.set("Authorization", `Bearer ${options.token}`);
+  if (options.authorization) headers.set("Authorization", options.authorization);
+  let body: BodyInit | undefined;
+  if (options.body !== undefined) {
+    headers.set("Content-Type", "application/json");
+    body = JSON.stringify(options.body);
+  }
+  return exports.default.fetch(
+    new Request(`${ORIGIN}${path}`, { method: options.method ?? "GET", headers, body }),
+  );
+}
+
+/** Calls and asserts the status, returning the parsed JSON body (or null for no body). */
+// biome-ignore lint/suspicious/noExplicitAny: test bodies are inspected field by field.
+export async function expectStatus(response: Promise<Response>, status: number): Promise<any> {
+  const res = await response;
+  const text = await res.text();
+  expect(res.status, text).toBe(status);
+  return text === "" ? null : JSON.parse(text);
+}
+
+export async function bootstrapAdmin(username = "admin") {
+  const body = await expectStatus(
+    call("/v1/bootstrap", {
+      method: "POST",
+      token: TEST_BOOTSTRAP_TOKEN,
+      body: { username, password: "correct-horse-battery" },
+    }),
+    201,
+  );
+  return {
+    user: body.user as { id: string; username: string },
+    session: body.sessionToken as string,
+    integration: body.integrationToken as { id: string; secret: string },
+  };
+}
+
+/** Creates a person with a password and logs in, returning the account and a session. */
+export async function createPerson(
+  adminSession: string,
+  username: string,
+  role: "admin" | "member" = "member",
+) {
+  const user = await expectStatus(
+    call("/v1/users", {
+      method: "POST",
+      token: adminSession,
+      body: { username, kind: "person", role, password: "a-long-enough-password" },
+    }),
+    201,
+  );
+  const session = await login(username, "a-long-enough-password");
+  return { user: user as { id: string; username: string }, session };
+}
+
+export async function login(username: string, password: string): Promise<string> {
+  const body = await expectStatus(
+    call("/v1/sessions", { method: "POST", body: { username, password } }),
+    200,
+  );
+  return body.token;
+}
+
+export async function createService(adminSession: string, username: string) {
+  return expectStatus(
+    call("/v1/users", { method: "POST", token: adminSession, body: { username, kind: "service" } }),
+    201,
+  );
+}
+
+export async function createWebhook(
+  session: string,
+  body: { name?: string; authMethod?: "bearer" | "basic"; tokenOwnerId?: string } = {},
+) {
+  return expectStatus(
+    call("/v1/webhooks", {
+      method: "POST",
+      token: session,
+      body: { name: "Orders", authMethod: "bearer", ...body },
+    }),
+    201,
+  );
+}
+
+/** Row counts of every table: a request that was refused must leave all of them unchanged. */
+export async function tableCounts(): Promise<Record<string, number>> {
+  const tables = ["users", "webhooks", "tokens", "events", "audit_log"];
+  const counts: Record<string, number> = {};
+  for (const table of tables) {
+    const row = await env.DB.prepare(`select count(*) as n from ${table}`).first<{ n: number }>();
+    counts[table] = row?.n ?? 0;
+  }
+  return counts;
+}
