@@ -8,6 +8,7 @@ import { readConfig } from "./config";
 import { openDatabase } from "./data/db";
 import type { AppEnv } from "./http/app-env";
 import { handleError, problem } from "./http/problems";
+import { ingress } from "./ingress";
 
 export const app = new Hono<AppEnv>();
 
@@ -28,10 +29,12 @@ app.use("*", async (c, next) => {
     db: openDatabase(c.env.DB),
     config: readConfig(c.env),
     now: new Date(),
+    waitUntil: (promise) => c.executionCtx.waitUntil(promise),
   });
   await next();
 });
 
+app.route("/", ingress);
 app.route("/v1", managementApi);
 app.get("/docs", Scalar({ url: "/v1/openapi.json", pageTitle: "hookgate API" }));
 

@@ -3,6 +3,7 @@ import type { AppEnv } from "../http/app-env";
 import { HttpProblem } from "../http/problems";
 import { auditRoutes } from "./routes/audit";
 import { bootstrapRoutes } from "./routes/bootstrap";
+import { eventRoutes } from "./routes/events";
 import { sessionRoutes } from "./routes/sessions";
 import { tokenRoutes } from "./routes/tokens";
 import { userRoutes } from "./routes/users";
@@ -35,6 +36,7 @@ managementApi
   .route("/", userRoutes)
   .route("/", tokenRoutes)
   .route("/", webhookRoutes)
+  .route("/", eventRoutes)
   .route("/", auditRoutes);
 
 managementApi.doc31("/openapi.json", (c) => ({

@@ -152,3 +152,20 @@ export const ProblemSchema = z
 
 export const pageOf = <T extends z.ZodType>(item: T, name: string) =>
   z.object({ items: z.array(item), nextCursor: z.string().nullable() }).openapi(name);
+
+export const EventSchema = z
+  .object({
+    id: z.string(),
+    webhookId: z.string(),
+    tokenId: z.string(),
+    receivedAt: timestamp,
+    status: z.enum(["stored", "dead"]),
+    contentType: z.string().nullable(),
+    body: z.string().openapi({ description: "The exact bytes: UTF-8 text, or base64" }),
+    bodyEncoding: z.enum(["utf8", "base64"]),
+    bodySize: z.number().int().openapi({ description: "Bytes as received" }),
+    idempotencyKey: z.string().nullable(),
+    attempts: z.number().int(),
+    lastError: z.string().nullable(),
+  })
+  .openapi("Event");

@@ -1,29 +1,172 @@
+import { eq } from "drizzle-orm";
+import type { Database } from "../data/db";
+import { tokens, users, webhooks } from "../data/schema";
+import { log } from "../shared/log";
 import { IsolateCache } from "./isolate-cache";
 
 /**
- * Cached authentication facts live in two layers: this isolate's memory (seconds) and
- * Workers KV (`AUTH_CACHE_TTL_SECONDS`). Both are keyed by the SHA-256 of the token, so a
- * cache dump reveals no secret. Every change that alters a decision calls a purge below
- * before the management API answers.
+ * What the ingress needs to decide on a genuine token. Cached under the SHA-256 of the
+ * token in two layers: this isolate's memory (seconds) and Workers KV
+ * (`AUTH_CACHE_TTL_SECONDS`). A cache dump therefore reveals no secret.
  */
-const ISOLATE_TTL_MS = 5_000;
-const ISOLATE_MAX_ENTRIES = 10_000;
+export interface TokenFacts {
+  tokenId: string;
+  kind: "app" | "integration" | "session";
+  webhookId: string | null;
+  canSend: boolean;
+  userId: string;
+  username: string;
+  ownerActive: boolean;
+  revoked: boolean;
+  /** Milliseconds since the epoch, or null for no expiry. */
+  expiresAt: number | null;
+}
 
-export const tokenFactsCache = new IsolateCache<unknown>(ISOLATE_MAX_ENTRIES, ISOLATE_TTL_MS);
-export const webhookFactsCache = new IsolateCache<unknown>(ISOLATE_MAX_ENTRIES, ISOLATE_TTL_MS);
+export type WebhookFacts =
+  | { exists: true; authMethod: "bearer" | "basic"; enabled: boolean }
+  | { exists: false };
+
+/**
+ * Isolates are evicted at any moment and cannot be purged from elsewhere, so their cache
+ * is short-lived and bounded: it bounds how stale another isolate can be, and saves the
+ * KV read on a warm path.
+ */
+export const ISOLATE_TTL_MS = 5_000;
+const ISOLATE_MAX_ENTRIES = 10_000;
+/** After a purge, stale facts from a lookup already in flight are deleted again. */
+const REPURGE_DELAY_MS = 10_000;
+
+export const tokenFactsCache = new IsolateCache<TokenFacts>(ISOLATE_MAX_ENTRIES, ISOLATE_TTL_MS);
+export const webhookFactsCache = new IsolateCache<WebhookFacts>(
+  ISOLATE_MAX_ENTRIES,
+  ISOLATE_TTL_MS,
+);
 
 export const tokenCacheKey = (tokenHash: string) => `token:${tokenHash}`;
 export const webhookCacheKey = (webhookId: string) => `webhook:${webhookId}`;
 
-/** Forgets the cached facts of these tokens here and in KV. One KV operation per hash. */
-export async function purgeTokenFacts(env: Env, tokenHashes: readonly string[]): Promise<void> {
-  const keys = tokenHashes.map(tokenCacheKey);
-  for (const key of keys) tokenFactsCache.delete(key);
-  await Promise.all(keys.map((key) => env.AUTH_CACHE.delete(key)));
+export interface LookupOptions {
+  env: Env;
+  db: Database;
+  ttlSeconds: number;
+  /** Runs once before D1 is asked, for the rate limiter; a cached credential skips it. */
+  beforeDatabase: () => Promise<void>;
+  /** Defers the KV write past the response. */
+  waitUntil: (promise: Promise<unknown>) => void;
 }
 
-export async function purgeWebhookFacts(env: Env, webhookId: string): Promise<void> {
+/**
+ * Finds a token's facts: isolate, then KV, then D1. A hash that matches no token is
+ * never written anywhere, so a flood of made-up tokens causes no writes.
+ */
+export async function lookupTokenFacts(
+  tokenHash: string,
+  options: LookupOptions,
+): Promise<TokenFacts | null> {
+  const key = tokenCacheKey(tokenHash);
+  const cached = tokenFactsCache.get(key) ?? (await readKv<TokenFacts>(options.env, key));
+  if (cached) {
+    tokenFactsCache.set(key, cached);
+    return cached;
+  }
+
+  await options.beforeDatabase();
+  const [row] = await options.db
+    .select({ token: tokens, user: users })
+    .from(tokens)
+    .innerJoin(users, eq(tokens.userId, users.id))
+    .where(eq(tokens.hash, tokenHash));
+  if (!row) return null;
+
+  const facts: TokenFacts = {
+    tokenId: row.token.id,
+    kind: row.token.kind,
+    webhookId: row.token.webhookId,
+    canSend: row.token.scopes.split(",").includes("send"),
+    userId: row.user.id,
+    username: row.user.username,
+    ownerActive: row.user.status === "active",
+    revoked: row.token.revokedAt !== null,
+    expiresAt: row.token.expiresAt?.getTime() ?? null,
+  };
+  tokenFactsCache.set(key, facts);
+  options.waitUntil(writeKv(options.env, key, facts, options.ttlSeconds));
+  return facts;
+}
+
+/** Finds a webhook's facts: isolate, then KV, then D1. Unknown ids stay in this isolate. */
+export async function lookupWebhookFacts(
+  webhookId: string,
+  options: LookupOptions,
+): Promise<WebhookFacts> {
   const key = webhookCacheKey(webhookId);
-  webhookFactsCache.delete(key);
-  await env.AUTH_CACHE.delete(key);
+  const cached = webhookFactsCache.get(key) ?? (await readKv<WebhookFacts>(options.env, key));
+  if (cached) {
+    webhookFactsCache.set(key, cached);
+    return cached;
+  }
+
+  await options.beforeDatabase();
+  const row = await options.db.query.webhooks.findFirst({
+    where: eq(webhooks.id, webhookId),
+    columns: { authMethod: true, enabled: true },
+  });
+  const facts: WebhookFacts = row ? { exists: true, ...row } : { exists: false };
+  webhookFactsCache.set(key, facts);
+  if (row) options.waitUntil(writeKv(options.env, key, facts, options.ttlSeconds));
+  return facts;
+}
+
+/** A KV failure is a cache miss: the decision falls back to D1. */
+async function readKv<T>(env: Env, key: string): Promise<T | null> {
+  try {
+    return await env.AUTH_CACHE.get<T>(key, "json");
+  } catch (error) {
+    log("warn", "auth_cache.read_failed", { error: String(error) });
+    return null;
+  }
+}
+
+/** KV allows one write per second per key; a refused write only costs a later D1 read. */
+async function writeKv(env: Env, key: string, value: unknown, ttlSeconds: number) {
+  try {
+    await env.AUTH_CACHE.put(key, JSON.stringify(value), { expirationTtl: ttlSeconds });
+  } catch (error) {
+    log("warn", "auth_cache.write_failed", { error: String(error) });
+  }
+}
+
+/**
+ * Forgets cached facts here and in KV, one KV operation per key, before the caller
+ * answers. A lookup that read D1 just before the change could still write stale facts
+ * back afterwards, so the same keys are deleted once more a few seconds later.
+ */
+export async function purgeCachedFacts(
+  env: Env,
+  keys: readonly string[],
+  waitUntil?: (promise: Promise<unknown>) => void,
+): Promise<void> {
+  for (const key of keys) {
+    tokenFactsCache.delete(key);
+    webhookFactsCache.delete(key);
+  }
+  const deleteAll = () => Promise.all(keys.map((key) => env.AUTH_CACHE.delete(key)));
+  await deleteAll();
+  waitUntil?.(new Promise((resolve) => setTimeout(resolve, REPURGE_DELAY_MS)).then(deleteAll));
+}
+
+export function purgeTokenFacts(
+  env: Env,
+  tokenHashes: readonly string[],
+  waitUntil?: (promise: Promise<unknown>) => void,
+) {
+  return purgeCachedFacts(env, tokenHashes.map(tokenCacheKey), waitUntil);
+}
+
+export function purgeWebhookFacts(
+  env: Env,
+  webhookId: string,
+  waitUntil?: (promise: Promise<unknown>) => void,
+) {
+  return purgeCachedFacts(env, [webhookCacheKey(webhookId)], waitUntil);
 }

@@ -1,3 +1,4 @@
+import type { Sender } from "../ingress/authenticate-sender";
 import type { Actor, ServiceContext } from "../services/context";
 
 /** Hono's typing of this Worker: its bindings and the per-request variables. */
@@ -7,5 +8,6 @@ export interface AppEnv {
     requestId: string;
     services: ServiceContext;
     actor: Actor;
+    sender: Sender;
   };
 }

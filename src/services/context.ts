@@ -9,6 +9,8 @@ export interface ServiceContext {
   db: Database;
   config: Config;
   now: Date;
+  /** Extends the invocation past the response, for follow-up cache purges. */
+  waitUntil: (promise: Promise<unknown>) => void;
 }
 
 /** The authenticated caller of the management API and the token it presented. */

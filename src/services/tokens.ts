@@ -144,7 +144,7 @@ export async function revokeToken(ctx: ServiceContext, actor: Actor, tokenId: st
       details: { kind: token.kind, userId: token.userId },
     }),
   ]);
-  await purgeTokenFacts(ctx.env, [token.hash]);
+  await purgeTokenFacts(ctx.env, [token.hash], ctx.waitUntil);
 }
 
 /**
@@ -183,7 +183,7 @@ export async function rollToken(
       details: { replacedBy: issued.token.id, previousExpiresAt: previousExpiry.toISOString() },
     }),
   ]);
-  await purgeTokenFacts(ctx.env, [token.hash]);
+  await purgeTokenFacts(ctx.env, [token.hash], ctx.waitUntil);
   return { issued, previous: { ...token, expiresAt: previousExpiry } };
 }
 
@@ -222,7 +222,7 @@ export async function transferToken(
       details: { fromUserId: token.userId, toUserId: target.id },
     }),
   ]);
-  await purgeTokenFacts(ctx.env, [token.hash]);
+  await purgeTokenFacts(ctx.env, [token.hash], ctx.waitUntil);
   return { ...token, userId: target.id };
 }
 

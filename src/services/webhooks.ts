@@ -272,7 +272,7 @@ export async function updateWebhook(
       details: changes,
     }),
   ]);
-  if (updated.enabled !== webhook.enabled) await purgeWebhookFacts(ctx.env, id);
+  if (updated.enabled !== webhook.enabled) await purgeWebhookFacts(ctx.env, id, ctx.waitUntil);
   return updated;
 }
 
@@ -294,9 +294,10 @@ export async function deleteWebhook(ctx: ServiceContext, actor: Actor, id: strin
       details: { name: webhook.name, appTokensDeleted: appTokens.length },
     }),
   ]);
-  await purgeWebhookFacts(ctx.env, id);
+  await purgeWebhookFacts(ctx.env, id, ctx.waitUntil);
   await purgeTokenFacts(
     ctx.env,
     appTokens.map((token) => token.hash),
+    ctx.waitUntil,
   );
 }

@@ -1,5 +1,7 @@
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { expect } from "vitest";
+import { app } from "../../src/app";
 import { TEST_BOOTSTRAP_TOKEN } from "./constants";
 
 export const ORIGIN = "https://hookgate.test";
@@ -108,4 +110,51 @@ export async function tableCounts(): Promise<Record<string, number>> {
     counts[table] = row?.n ?? 0;
   }
   return counts;
+}
+
+export interface SendOptions {
+  authorization?: string;
+  body?: BodyInit;
+  contentType?: string;
+  headers?: Record<string, string>;
+  method?: string;
+  /** Bindings to run against instead of the test's own, for counting or injected faults. */
+  env?: Env;
+}
+
+/** Posts to the ingress as a sender would. */
+export async function send(webhookId: string, options: SendOptions = {}): Promise<Response> {
+  const headers = new Headers(options.headers);
+  if (options.authorization) headers.set("Authorization", options.authorization);
+  if (options.contentType) headers.set("Content-Type", options.contentType);
+  const request = new Request(`${ORIGIN}/hooks/${webhookId}`, {
+    method: options.method ?? "POST",
+    headers,
+    body: options.body ?? (options.method && options.method !== "POST" ? undefined : "{}"),
+  });
+  if (!options.env) return exports.default.fetch(request);
+
+  const ctx = createExecutionContext();
+  const response = await app.fetch(request, options.env, ctx);
+  await waitOnExecutionContext(ctx);
+  return response;
+}
+
+export function basicAuthorization(username: string, password: string): string {
+  const bytes = new TextEncoder().encode(`${username}:${password}`);
+  return `Basic ${btoa(String.fromCharCode(...bytes))}`;
+}
+
+/**
+ * Waits until the queue consumer, run by the local runtime, has stored the event.
+ * Polls D1: a consumer batch is delivered after `max_batch_timeout` seconds.
+ */
+export async function waitForStoredEvent(eventId: string, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const row = await env.DB.prepare("select * from events where id = ?").bind(eventId).first();
+    if (row) return row;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`Event ${eventId} was not stored within ${timeoutMs} ms`);
 }

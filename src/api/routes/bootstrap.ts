@@ -1,15 +1,15 @@
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { createMiddleware } from "hono/factory";
+import { equalInConstantTime } from "../../auth/constant-time";
 import type { AppEnv } from "../../http/app-env";
 import { parseAuthorization } from "../../http/authorization";
 import { HttpProblem } from "../../http/problems";
 import { bootstrap } from "../../services/users";
-import { sha256Hex } from "../../shared/encoding";
 import { json, jsonBody, problems, z } from "../openapi";
 import { presentIssuedToken, presentUser } from "../presenters";
 import { DisplayName, Password, TokenWithSecretSchema, Username, UserSchema } from "../schemas";
 
-/** Checks `Authorization: Bearer <BOOTSTRAP_TOKEN>` by comparing digests in constant time. */
+/** Checks `Authorization: Bearer <BOOTSTRAP_TOKEN>` in constant time. */
 const requireBootstrapToken = createMiddleware<AppEnv>(async (c, next) => {
   const expected = c.env.BOOTSTRAP_TOKEN;
   if (!expected) {
@@ -23,9 +23,7 @@ const requireBootstrapToken = createMiddleware<AppEnv>(async (c, next) => {
     parsed.kind === "credential" && parsed.credential.scheme === "bearer"
       ? parsed.credential.token
       : "";
-  const encoder = new TextEncoder();
-  const [a, b] = await Promise.all([sha256Hex(presented), sha256Hex(expected)]);
-  if (!crypto.subtle.timingSafeEqual(encoder.encode(a), encoder.encode(b))) {
+  if (!(await equalInConstantTime(presented, expected))) {
     throw new HttpProblem(
       "invalid_credentials",
       "Send `Authorization: Bearer <BOOTSTRAP_TOKEN>`.",

@@ -21,6 +21,7 @@ const ADMIN_ONLY = new Set([
   "PATCH /users/{id}",
   "POST /tokens/{id}/transfer",
   "GET /audit",
+  "POST /events/{id}/replay",
 ]);
 
 interface Operation {

@@ -1,0 +1,185 @@
+import { readConfig } from "../config";
+import { log } from "../shared/log";
+import { type EventEnvelope, EventEnvelopeSchema } from "./envelope";
+
+/** An `Idempotency-Key` makes events on the same webhook duplicates within this window. */
+const IDEMPOTENCY_WINDOW_MS = 86_400_000;
+const FAILURE_TTL_SECONDS = 7 * 86_400;
+const failureKey = (eventId: string) => `event-failure:${eventId}`;
+
+/**
+ * Stores an event once, in one statement, so that concurrent consumers and redelivered
+ * messages cannot store it twice: the id is the primary key, and an event with the same
+ * idempotency key on the same webhook within 24 hours stops the insert. A replayed dead
+ * event turns into a stored one. Events of a deleted webhook are dropped, as its stored
+ * events were. drizzle's builder cannot express this INSERT … SELECT … ON CONFLICT … WHERE,
+ * hence the SQL.
+ */
+const STORE_EVENT = `
+  insert into events (id, webhook_id, token_id, account_id, received_at, idempotency_key,
+                      content_type, body, body_encoding, body_key, body_size, status,
+                      attempts, last_error)
+  select ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14
+  where exists (select 1 from webhooks where id = ?2)
+    and (?6 is null or not exists (
+      select 1 from events
+      where webhook_id = ?2 and idempotency_key = ?6 and id != ?1
+        and received_at > ?5 - ${IDEMPOTENCY_WINDOW_MS} and received_at < ?5 + ${IDEMPOTENCY_WINDOW_MS}))
+  on conflict (id) do update set status = 'stored', attempts = excluded.attempts, last_error = null
+    where events.status = 'dead' and excluded.status = 'stored'`;
+
+function storeStatement(
+  db: D1Database,
+  envelope: EventEnvelope,
+  outcome: { status: "stored" | "dead"; attempts: number; lastError: string | null },
+) {
+  return db
+    .prepare(STORE_EVENT)
+    .bind(
+      envelope.eventId,
+      envelope.webhookId,
+      envelope.tokenId,
+      envelope.accountId,
+      envelope.receivedAt,
+      envelope.idempotencyKey,
+      envelope.contentType,
+      envelope.body,
+      envelope.bodyEncoding,
+      envelope.bodyKey,
+      envelope.bodySize,
+      outcome.status,
+      outcome.attempts,
+      outcome.lastError,
+    );
+}
+
+/** Exponential backoff for a failed message: 10 s, 20 s, 40 s … at most 5 minutes. */
+export function retryDelaySeconds(attempts: number): number {
+  return Math.min(300, 10 * 2 ** Math.max(0, attempts - 1));
+}
+
+/**
+ * The main consumer. A batch is stored in one D1 transaction; if that fails, each message
+ * is tried alone so that one bad message cannot hold back the others. A message that
+ * fails is retried with backoff and, after the retry limit, goes to the dead-letter queue.
+ */
+export async function consumeEvents(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+  const readable: { message: Message<unknown>; envelope: EventEnvelope }[] = [];
+  for (const message of batch.messages) {
+    const parsed = EventEnvelopeSchema.safeParse(message.body);
+    if (parsed.success) readable.push({ message, envelope: parsed.data });
+    else await fail(env, message, null, `Unreadable envelope: ${parsed.error.message}`);
+  }
+  if (readable.length === 0) return;
+
+  const statements = readable.map(({ message, envelope }) =>
+    storeStatement(env.DB, envelope, {
+      status: "stored",
+      attempts: message.attempts,
+      lastError: null,
+    }),
+  );
+  try {
+    await env.DB.batch(statements);
+    for (const { message } of readable) message.ack();
+  } catch (batchError) {
+    log("warn", "consumer.batch_failed", { size: readable.length, error: String(batchError) });
+    for (const [index, { message, envelope }] of readable.entries()) {
+      try {
+        await (statements[index] as D1PreparedStatement).run();
+        message.ack();
+      } catch (error) {
+        await fail(env, message, envelope.eventId, String(error));
+      }
+    }
+  }
+  await recordActivity(
+    env,
+    readable.map(({ envelope }) => envelope),
+  );
+}
+
+async function fail(env: Env, message: Message<unknown>, eventId: string | null, error: string) {
+  log("error", "consumer.message_failed", { eventId, attempts: message.attempts, error });
+  if (eventId) {
+    // Kept for the dead-letter consumer, which records it as the event's last error.
+    await env.AUTH_CACHE.put(
+      failureKey(eventId),
+      JSON.stringify({ error, attempts: message.attempts }),
+      { expirationTtl: FAILURE_TTL_SECONDS },
+    ).catch(() => undefined);
+  }
+  message.retry({ delaySeconds: retryDelaySeconds(message.attempts) });
+}
+
+/**
+ * A webhook call is activity for the token's owner. It is recorded here rather than on
+ * the ingress path, and each update only writes when the stored time is older than
+ * `ACTIVITY_WRITE_INTERVAL_SECONDS`: at most one write per account and per token per
+ * interval, whatever the request rate.
+ */
+async function recordActivity(env: Env, envelopes: EventEnvelope[]) {
+  const interval = readConfig(env).activityWriteIntervalMs;
+  const latestByAccount = new Map<string, number>();
+  const latestByToken = new Map<string, number>();
+  for (const { accountId, tokenId, receivedAt } of envelopes) {
+    latestByAccount.set(accountId, Math.max(latestByAccount.get(accountId) ?? 0, receivedAt));
+    latestByToken.set(tokenId, Math.max(latestByToken.get(tokenId) ?? 0, receivedAt));
+  }
+  const statements = [
+    ...[...latestByAccount].map(([id, at]) =>
+      env.DB.prepare(
+        "update users set last_active_at = ?1 where id = ?2 and last_active_at <= ?1 - ?3",
+      ).bind(at, id, interval),
+    ),
+    ...[...latestByToken].map(([id, at]) =>
+      env.DB.prepare(
+        "update tokens set last_used_at = ?1 where id = ?2 and (last_used_at is null or last_used_at <= ?1 - ?3)",
+      ).bind(at, id, interval),
+    ),
+  ];
+  try {
+    await env.DB.batch(statements);
+  } catch (error) {
+    // Losing an activity update delays nothing but the idle clock; the events are stored.
+    log("warn", "consumer.activity_failed", { error: String(error) });
+  }
+}
+
+/**
+ * The dead-letter consumer: a message that exhausted its retries is stored as a `dead`
+ * event with its last error, for an admin to inspect and replay.
+ */
+export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+  for (const message of batch.messages) {
+    const parsed = EventEnvelopeSchema.safeParse(message.body);
+    if (!parsed.success) {
+      log("error", "dead_letter.unreadable", {
+        messageId: message.id,
+        error: parsed.error.message,
+      });
+      message.ack();
+      continue;
+    }
+    const envelope = parsed.data;
+    const failure = await env.AUTH_CACHE.get<{ error: string; attempts: number }>(
+      failureKey(envelope.eventId),
+      "json",
+    ).catch(() => null);
+    try {
+      await storeStatement(env.DB, envelope, {
+        status: "dead",
+        attempts: failure?.attempts ?? 0,
+        lastError: failure?.error ?? "Delivery failed after every retry.",
+      }).run();
+      log("warn", "dead_letter.recorded", {
+        eventId: envelope.eventId,
+        webhookId: envelope.webhookId,
+      });
+      message.ack();
+    } catch (error) {
+      log("error", "dead_letter.store_failed", { eventId: envelope.eventId, error: String(error) });
+      message.retry({ delaySeconds: retryDelaySeconds(message.attempts) });
+    }
+  }
+}

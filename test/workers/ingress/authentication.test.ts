@@ -1,0 +1,271 @@
+import { env } from "cloudflare:workers";
+import { beforeAll, describe, expect, it } from "vitest";
+import { generateToken } from "../../../src/auth/tokens";
+import {
+  basicAuthorization,
+  bootstrapAdmin,
+  call,
+  createPerson,
+  createService,
+  createWebhook,
+  expectStatus,
+  send,
+  waitForStoredEvent,
+} from "../helpers";
+
+let admin: Awaited<ReturnType<typeof bootstrapAdmin>>;
+let member: Awaited<ReturnType<typeof createPerson>>;
+let bearerHook: Awaited<ReturnType<typeof createWebhook>>;
+let basicHook: Awaited<ReturnType<typeof createWebhook>>;
+
+beforeAll(async () => {
+  admin = await bootstrapAdmin();
+  member = await createPerson(admin.session, "sam");
+  bearerHook = await createWebhook(member.session, { name: "Bearer hook" });
+  basicHook = await createWebhook(member.session, { name: "Basic hook", authMethod: "basic" });
+});
+
+/** A response's problem body without the per-request id, for comparing refusals. */
+async function refusal(response: Response): Promise<Record<string, unknown>> {
+  const { requestId, ...rest } = (await response.json()) as Record<string, unknown>;
+  expect(requestId).toBe(response.headers.get("X-Request-Id"));
+  return { status: response.status, challenge: response.headers.get("WWW-Authenticate"), ...rest };
+}
+
+describe("accepting a payload", () => {
+  it("answers 202 with the event id for a bearer app token, and stores the payload", async () => {
+    const res = await send(bearerHook.webhook.id, {
+      authorization: bearerHook.credentials.authorization,
+      contentType: "application/json",
+      body: '{"contact":"ada@example.com"}',
+    });
+    const receipt = (await res.json()) as { id: string; webhookId: string; receivedAt: string };
+
+    expect(res.status).toBe(202);
+    expect(res.headers.get("X-Request-Id")).toBeTruthy();
+    expect(receipt.id).toMatch(/^evt_[0-9A-Za-z]{22}$/);
+    expect(receipt.webhookId).toBe(bearerHook.webhook.id);
+    expect(Math.abs(Date.parse(receipt.receivedAt) - Date.now())).toBeLessThan(60_000);
+    const stored = await waitForStoredEvent(receipt.id);
+    expect(stored).toMatchObject({ body: '{"contact":"ada@example.com"}', status: "stored" });
+  });
+
+  it("answers 202 for a basic app token with the owner's username", async () => {
+    const res = await send(basicHook.webhook.id, {
+      authorization: basicHook.credentials.authorization,
+    });
+
+    expect(res.status).toBe(202);
+  });
+
+  it("accepts an integration token with send on every webhook, in the webhook's scheme", async () => {
+    const service = await createService(admin.session, "many-hooks");
+    const token = await expectStatus(
+      call(`/v1/users/${service.id}/tokens`, {
+        method: "POST",
+        token: admin.session,
+        body: { name: "sender", scopes: ["send"] },
+      }),
+      201,
+    );
+
+    const viaBearer = await send(bearerHook.webhook.id, {
+      authorization: `Bearer ${token.secret}`,
+    });
+    const viaBasic = await send(basicHook.webhook.id, {
+      authorization: basicAuthorization("many-hooks", token.secret),
+    });
+
+    expect(viaBearer.status).toBe(202);
+    expect(viaBasic.status).toBe(202);
+  });
+});
+
+describe("refusing a caller", () => {
+  it("answers 401 with the webhook's scheme when no credential is sent", async () => {
+    const bearer = await refusal(await send(bearerHook.webhook.id));
+    const basic = await refusal(await send(basicHook.webhook.id));
+
+    expect(bearer).toMatchObject({ status: 401, code: "unauthenticated" });
+    expect(bearer.challenge).toBe('Bearer realm="hookgate"');
+    expect(basic.challenge).toBe('Basic realm="hookgate", charset="UTF-8"');
+  });
+
+  it("answers 400 invalid_request to a malformed header (RFC 6750)", async () => {
+    for (const authorization of ["Bearer", "Bearer a b", "Token abc", "Basic not-base64!"]) {
+      const res = await refusal(await send(bearerHook.webhook.id, { authorization }));
+
+      expect(res, authorization).toMatchObject({ status: 400, code: "invalid_request" });
+      expect(res.challenge).toContain('error="invalid_request"');
+    }
+  });
+
+  it("answers every invalid credential the same way", async () => {
+    const unknown = (await generateToken("app")).secret;
+    const session = (await generateToken("session")).secret;
+    const badChecksum = `${bearerHook.token.secret.slice(0, -1)}${bearerHook.token.secret.endsWith("A") ? "B" : "A"}`;
+    const revoked = await createWebhook(member.session);
+    await expectStatus(
+      call(`/v1/tokens/${revoked.token.id}`, { method: "DELETE", token: member.session }),
+      204,
+    );
+    const expiring = await expectStatus(
+      call(`/v1/webhooks/${bearerHook.webhook.id}/tokens`, {
+        method: "POST",
+        token: member.session,
+        body: { expiresAt: new Date(Date.now() + 60_000).toISOString() },
+      }),
+      201,
+    );
+    await env.DB.prepare("update tokens set expires_at = ? where id = ?")
+      .bind(Date.now() - 1000, expiring.token.id)
+      .run();
+
+    const cases = {
+      junk: "Bearer not-a-token",
+      unknown: `Bearer ${unknown}`,
+      badChecksum: `Bearer ${badChecksum}`,
+      session: `Bearer ${session}`,
+      expired: `Bearer ${expiring.token.secret}`,
+    };
+    const answers = [];
+    for (const [name, authorization] of Object.entries(cases)) {
+      const res = await refusal(await send(bearerHook.webhook.id, { authorization }));
+      expect(res, name).toMatchObject({ status: 401, code: "invalid_credentials" });
+      answers.push(res);
+    }
+    const revokedAnswer = await refusal(
+      await send(revoked.webhook.id, { authorization: revoked.credentials.authorization }),
+    );
+    const wrongUser = await refusal(
+      await send(basicHook.webhook.id, {
+        authorization: basicAuthorization("someone-else", basicHook.token.secret),
+      }),
+    );
+
+    for (const answer of [...answers, revokedAnswer]) expect(answer).toEqual(answers[0]);
+    expect(wrongUser).toMatchObject({ status: 401, code: "invalid_credentials" });
+    expect(wrongUser.detail).toBe(answers[0]?.detail);
+  });
+
+  it("tells a genuine holder that its account is inactive", async () => {
+    const leaver = await createPerson(admin.session, "gone-idle");
+    const hook = await createWebhook(leaver.session);
+    await env.DB.prepare("update users set status = 'inactive' where id = ?")
+      .bind(leaver.user.id)
+      .run();
+
+    const res = await refusal(
+      await send(hook.webhook.id, { authorization: hook.credentials.authorization }),
+    );
+
+    expect(res).toMatchObject({ status: 401, code: "account_inactive" });
+  });
+
+  it("refuses an app token on another webhook", async () => {
+    const res = await refusal(
+      await send(bearerHook.webhook.id, { authorization: `Bearer ${basicHook.token.secret}` }),
+    );
+
+    expect(res).toMatchObject({ status: 401, code: "token_not_valid_for_webhook" });
+  });
+
+  it("names the right scheme when the caller used the other one", async () => {
+    const res = await refusal(
+      await send(basicHook.webhook.id, { authorization: `Bearer ${admin.integration.secret}` }),
+    );
+
+    expect(res).toMatchObject({ status: 401, code: "wrong_auth_scheme" });
+    expect(res.challenge).toBe('Basic realm="hookgate", charset="UTF-8"');
+  });
+
+  it("reveals a missing or disabled webhook only after authentication", async () => {
+    const unknownId = "wh_0000000000000000000000";
+    const disabled = await createWebhook(member.session);
+    await expectStatus(
+      call(`/v1/webhooks/${disabled.webhook.id}`, {
+        method: "PATCH",
+        token: member.session,
+        body: { enabled: false },
+      }),
+      200,
+    );
+
+    const anonymousUnknown = await refusal(
+      await send(unknownId, { authorization: "Bearer not-a-token" }),
+    );
+    const anonymousKnown = await refusal(
+      await send(bearerHook.webhook.id, { authorization: "Bearer not-a-token" }),
+    );
+    const authenticatedUnknown = await send(unknownId, {
+      authorization: `Bearer ${admin.integration.secret}`,
+    });
+    const authenticatedDisabled = await send(disabled.webhook.id, {
+      authorization: disabled.credentials.authorization,
+    });
+
+    expect(anonymousUnknown).toEqual(anonymousKnown);
+    expect(authenticatedUnknown.status).toBe(404);
+    expect(authenticatedDisabled.status).toBe(404);
+  });
+
+  it("refuses an integration token without the send scope", async () => {
+    const manageOnly = await expectStatus(
+      call(`/v1/users/${admin.user.id}/tokens`, {
+        method: "POST",
+        token: admin.session,
+        body: { name: "ops", scopes: ["manage"] },
+      }),
+      201,
+    );
+
+    const res = await send(bearerHook.webhook.id, { authorization: `Bearer ${manageOnly.secret}` });
+
+    expect(res.status).toBe(403);
+  });
+
+  it("answers 405 with Allow: POST to other methods", async () => {
+    const res = await send(bearerHook.webhook.id, { method: "GET" });
+
+    expect(res.status).toBe(405);
+    expect(res.headers.get("Allow")).toBe("POST");
+  });
+});
+
+describe("rate limiting", () => {
+  it("refuses a client after too many uncached attempts, but never a cached genuine token", async () => {
+    const client = { "CF-Connecting-IP": "203.0.113.99" };
+    const warm = await send(bearerHook.webhook.id, {
+      authorization: bearerHook.credentials.authorization,
+      headers: client,
+    });
+    expect(warm.status).toBe(202);
+
+    const statuses: number[] = [];
+    for (let i = 0; i < 61; i++) {
+      const made = (await generateToken("app")).secret;
+      const res = await send(bearerHook.webhook.id, {
+        authorization: `Bearer ${made}`,
+        headers: client,
+      });
+      statuses.push(res.status);
+      if (res.status === 429) {
+        expect(res.headers.get("Retry-After")).toBe("60");
+        break;
+      }
+    }
+    const genuine = await send(bearerHook.webhook.id, {
+      authorization: bearerHook.credentials.authorization,
+      headers: client,
+    });
+    const otherClient = await send(bearerHook.webhook.id, {
+      authorization: `Bearer ${(await generateToken("app")).secret}`,
+      headers: { "CF-Connecting-IP": "203.0.113.100" },
+    });
+
+    expect(statuses.at(-1)).toBe(429);
+    expect(statuses.filter((status) => status === 401).length).toBeGreaterThanOrEqual(59);
+    expect(genuine.status).toBe(202);
+    expect(otherClient.status).toBe(401);
+  });
+});
