@@ -35,8 +35,15 @@ ingress.post(
     try {
       c.set("sender", await authenticateSender(c, webhookId));
     } catch (error) {
-      if (error instanceof HttpProblem) logDecision(c.get("requestId"), webhookId, error.code);
-      throw error;
+      if (error instanceof HttpProblem) {
+        logDecision(c.get("requestId"), webhookId, error.code);
+        throw error;
+      }
+      // A store that fails must never look like a bad credential to the sender.
+      log("error", "ingress.auth_lookup_failed", { webhookId, error: String(error) });
+      throw new HttpProblem("service_unavailable", "Authentication is unavailable; retry later.", {
+        headers: { "Retry-After": RETRY_AFTER_SECONDS },
+      });
     }
     await next();
   },

@@ -6,7 +6,9 @@ import {
   createPerson,
   createWebhook,
   expectStatus,
+  send,
   tableCounts,
+  waitForStoredEvent,
 } from "../helpers";
 
 /**
@@ -36,7 +38,7 @@ let fixtures: {
   memberSession: string;
   sendOnlyToken: string;
   appToken: string;
-  other: { userId: string; tokenId: string; webhookId: string };
+  other: { userId: string; tokenId: string; webhookId: string; eventId: string };
 };
 
 beforeAll(async () => {
@@ -45,6 +47,11 @@ beforeAll(async () => {
   const other = await createPerson(admin.session, "member-two");
   const otherWebhook = await createWebhook(other.session);
   const memberWebhook = await createWebhook(member.session);
+  const sent = await send(otherWebhook.webhook.id, {
+    authorization: otherWebhook.credentials.authorization,
+  });
+  const { id: eventId } = (await sent.json()) as { id: string };
+  await waitForStoredEvent(eventId);
   const sendOnly = await expectStatus(
     call(`/v1/users/${member.user.id}/tokens`, {
       method: "POST",
@@ -62,6 +69,7 @@ beforeAll(async () => {
       userId: other.user.id,
       tokenId: otherWebhook.token.id,
       webhookId: otherWebhook.webhook.id,
+      eventId,
     },
   };
 
@@ -80,11 +88,13 @@ beforeAll(async () => {
 
 /** The path with `{id}` pointing at a record of another member of the right kind. */
 function concretePath(operation: Operation): string {
-  const id = operation.path.startsWith("/users/")
-    ? fixtures.other.userId
-    : operation.path.startsWith("/tokens/")
-      ? fixtures.other.tokenId
-      : fixtures.other.webhookId;
+  const ids: Record<string, string> = {
+    users: fixtures.other.userId,
+    tokens: fixtures.other.tokenId,
+    webhooks: fixtures.other.webhookId,
+    events: fixtures.other.eventId,
+  };
+  const id = ids[operation.path.split("/")[1] as string] as string;
   return `/v1${operation.path.replace("{id}", id)}`;
 }
 

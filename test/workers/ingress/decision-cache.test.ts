@@ -1,0 +1,209 @@
+import { env } from "cloudflare:workers";
+import { beforeAll, describe, expect, it } from "vitest";
+import { tokenCacheKey, tokenFactsCache } from "../../../src/auth/decision-cache";
+import { generateToken } from "../../../src/auth/tokens";
+import { bootstrapAdmin, call, createWebhook, expectStatus, send } from "../helpers";
+import { instrumentedEnv } from "../support/instrumented-env";
+
+let admin: Awaited<ReturnType<typeof bootstrapAdmin>>;
+let hook: Awaited<ReturnType<typeof createWebhook>>;
+
+beforeAll(async () => {
+  admin = await bootstrapAdmin();
+  hook = await createWebhook(admin.session);
+});
+
+async function tokenHash(id: string) {
+  const row = await env.DB.prepare("select hash from tokens where id = ?")
+    .bind(id)
+    .first<{ hash: string }>();
+  return row?.hash as string;
+}
+
+describe("auth decisions", () => {
+  it("read no D1 row on a warm request", async () => {
+    await send(hook.webhook.id, { authorization: hook.credentials.authorization });
+    const { env: counted, counts } = instrumentedEnv();
+
+    const res = await send(hook.webhook.id, {
+      authorization: hook.credentials.authorization,
+      env: counted,
+    });
+
+    expect(res.status).toBe(202);
+    expect(counts).toMatchObject({ d1Queries: 0, kvReads: 0, kvWrites: 0, queueSends: 1 });
+  });
+
+  it("read KV but not D1 when this isolate has forgotten the token", async () => {
+    await send(hook.webhook.id, { authorization: hook.credentials.authorization });
+    tokenFactsCache.clear();
+    const { env: counted, counts } = instrumentedEnv();
+
+    const res = await send(hook.webhook.id, {
+      authorization: hook.credentials.authorization,
+      env: counted,
+    });
+
+    expect(res.status).toBe(202);
+    expect(counts).toMatchObject({ d1Queries: 0, kvReads: 1, kvWrites: 0 });
+  });
+
+  it("cache a genuine token in KV with AUTH_CACHE_TTL_SECONDS after its first use", async () => {
+    const fresh = await createWebhook(admin.session);
+    const { env: counted, counts } = instrumentedEnv();
+
+    await send(fresh.webhook.id, { authorization: fresh.credentials.authorization, env: counted });
+
+    const key = tokenCacheKey(await tokenHash(fresh.token.id));
+    const cached = await env.AUTH_CACHE.getWithMetadata(key);
+    expect(JSON.parse(cached.value as string)).toMatchObject({
+      tokenId: fresh.token.id,
+      webhookId: fresh.webhook.id,
+      ownerActive: true,
+      revoked: false,
+    });
+    expect(counts.d1Queries).toBe(2);
+    expect(counts.d1Writes).toBe(0);
+  });
+
+  it("write nothing for a flood of made-up tokens", async () => {
+    const { env: counted, counts } = instrumentedEnv();
+
+    for (let i = 0; i < 20; i++) {
+      const made = (await generateToken("app")).secret;
+      const res = await send(hook.webhook.id, {
+        authorization: `Bearer ${made}`,
+        env: counted,
+        headers: { "CF-Connecting-IP": `198.51.100.${i}` },
+      });
+      expect(res.status).toBe(401);
+    }
+    for (const junk of ["Bearer junk", "Bearer hga_short", `Bearer ${"x".repeat(42)}`]) {
+      await send(hook.webhook.id, { authorization: junk, env: counted });
+    }
+
+    expect(counts.kvWrites).toBe(0);
+    expect(counts.d1Writes).toBe(0);
+    expect(counts.queueSends).toBe(0);
+    expect(counts.d1Queries).toBe(20);
+  });
+
+  it("stop accepting a revoked token at once in this location", async () => {
+    const victim = await createWebhook(admin.session);
+    const authorization = victim.credentials.authorization;
+    expect((await send(victim.webhook.id, { authorization })).status).toBe(202);
+    expect((await send(victim.webhook.id, { authorization })).status).toBe(202);
+
+    await expectStatus(
+      call(`/v1/tokens/${victim.token.id}`, { method: "DELETE", token: admin.session }),
+      204,
+    );
+
+    expect((await send(victim.webhook.id, { authorization })).status).toBe(401);
+  });
+
+  it("follow a rolled, transferred or disabled credential at once", async () => {
+    const rolled = await createWebhook(admin.session);
+    await send(rolled.webhook.id, { authorization: rolled.credentials.authorization });
+
+    const roll = await expectStatus(
+      call(`/v1/tokens/${rolled.token.id}/roll`, {
+        method: "POST",
+        token: admin.session,
+        body: { overlapSeconds: 0 },
+      }),
+      201,
+    );
+    await expectStatus(
+      call(`/v1/webhooks/${hook.webhook.id}`, {
+        method: "PATCH",
+        token: admin.session,
+        body: { enabled: false },
+      }),
+      200,
+    );
+
+    expect(
+      (await send(rolled.webhook.id, { authorization: rolled.credentials.authorization })).status,
+    ).toBe(401);
+    expect(
+      (await send(rolled.webhook.id, { authorization: `Bearer ${roll.token.secret}` })).status,
+    ).toBe(202);
+    expect(
+      (await send(hook.webhook.id, { authorization: hook.credentials.authorization })).status,
+    ).toBe(404);
+  });
+});
+
+describe("faults", () => {
+  it("answer 503 with Retry-After and store nothing when the queue refuses the message", async () => {
+    const live = await createWebhook(admin.session);
+    const { env: base } = instrumentedEnv();
+    const failing = {
+      ...base,
+      EVENTS: { send: () => Promise.reject(new Error("queue unavailable")) } as unknown as Queue,
+    };
+
+    const res = await send(live.webhook.id, {
+      authorization: live.credentials.authorization,
+      env: failing,
+    });
+
+    expect(res.status).toBe(503);
+    expect(res.headers.get("Retry-After")).toBe("5");
+  });
+
+  it("answer 503 when R2 refuses a large body", async () => {
+    const live = await createWebhook(admin.session);
+    const failing = {
+      ...env,
+      PAYLOADS: { put: () => Promise.reject(new Error("r2 unavailable")) } as unknown as R2Bucket,
+    };
+
+    const res = await send(live.webhook.id, {
+      authorization: live.credentials.authorization,
+      body: new Uint8Array(200_000),
+      env: failing,
+    });
+
+    expect(res.status).toBe(503);
+  });
+
+  it("answer 503, never 401, when D1 fails on the cold path", async () => {
+    const cold = await createWebhook(admin.session);
+    const failing = {
+      ...env,
+      DB: {
+        prepare: () => {
+          throw new Error("D1 unavailable");
+        },
+      } as unknown as D1Database,
+    };
+
+    const res = await send(cold.webhook.id, {
+      authorization: cold.credentials.authorization,
+      env: failing,
+    });
+
+    expect(res.status).toBe(503);
+    expect(res.headers.get("Retry-After")).toBe("5");
+  });
+
+  it("fall back to D1 when KV fails", async () => {
+    const cold = await createWebhook(admin.session);
+    const failing = {
+      ...env,
+      AUTH_CACHE: {
+        get: () => Promise.reject(new Error("KV unavailable")),
+        put: () => Promise.reject(new Error("KV unavailable")),
+      } as unknown as KVNamespace,
+    };
+
+    const res = await send(cold.webhook.id, {
+      authorization: cold.credentials.authorization,
+      env: failing,
+    });
+
+    expect(res.status).toBe(202);
+  });
+});

@@ -1,0 +1,216 @@
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { beforeAll, describe, expect, it } from "vitest";
+import worker from "../../../src/index";
+import { retryDelaySeconds } from "../../../src/queue/consumer";
+import type { EventEnvelope } from "../../../src/queue/envelope";
+import { newId } from "../../../src/shared/ids";
+import { bootstrapAdmin, call, createWebhook, expectStatus } from "../helpers";
+
+let admin: Awaited<ReturnType<typeof bootstrapAdmin>>;
+let hook: Awaited<ReturnType<typeof createWebhook>>;
+
+beforeAll(async () => {
+  admin = await bootstrapAdmin();
+  hook = await createWebhook(admin.session);
+});
+
+function envelope(overrides: Partial<EventEnvelope> = {}): EventEnvelope {
+  return {
+    version: 1,
+    eventId: newId("evt"),
+    webhookId: hook.webhook.id,
+    tokenId: hook.token.id,
+    accountId: admin.user.id,
+    receivedAt: Date.now(),
+    idempotencyKey: null,
+    contentType: "application/json",
+    body: '{"ok":true}',
+    bodyEncoding: "utf8",
+    bodyKey: null,
+    bodySize: 11,
+    ...overrides,
+  };
+}
+
+async function deliver(queue: string, bodies: unknown[], bindings: Env = env, attempts = 1) {
+  const batch = createMessageBatch(
+    queue,
+    bodies.map((body, index) => ({ id: `msg-${index}`, timestamp: new Date(), attempts, body })),
+  );
+  const ctx = createExecutionContext();
+  await worker.queue(batch, bindings);
+  return getQueueResult(batch, ctx);
+}
+
+async function eventRow(id: string) {
+  return env.DB.prepare("select * from events where id = ?").bind(id).first<{
+    status: string;
+    attempts: number;
+    last_error: string | null;
+  }>();
+}
+
+/** The real D1 binding, failing every statement that writes to the events table. */
+function failingEventWrites(): Env {
+  const failOn = (sql: string) => /insert into events/i.test(sql);
+  const db = new Proxy(env.DB, {
+    get(target, property) {
+      if (property === "prepare") {
+        return (sql: string) => {
+          if (failOn(sql)) {
+            const broken = {
+              bind: () => broken,
+              run: () => Promise.reject(new Error("D1_ERROR: database is locked")),
+            };
+            return broken;
+          }
+          return target.prepare(sql);
+        };
+      }
+      if (property === "batch") {
+        return () => Promise.reject(new Error("D1_ERROR: database is locked"));
+      }
+      const value = Reflect.get(target, property, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return { ...env, DB: db };
+}
+
+describe("the events consumer", () => {
+  it("stores every message of a batch and acknowledges each", async () => {
+    const messages = [envelope(), envelope({ body: "a=1", contentType: "text/plain" })];
+
+    const result = await deliver("hookgate-events", messages);
+
+    expect(result.explicitAcks.sort()).toEqual(["msg-0", "msg-1"]);
+    expect(result.retryMessages).toEqual([]);
+    for (const message of messages) {
+      expect(await eventRow(message.eventId)).toMatchObject({
+        status: "stored",
+        body: message.body,
+      });
+    }
+  });
+
+  it("stores a redelivered message once", async () => {
+    const message = envelope();
+
+    await deliver("hookgate-events", [message]);
+    const again = await deliver("hookgate-events", [message], env, 2);
+
+    expect(again.explicitAcks).toEqual(["msg-0"]);
+    const count = await env.DB.prepare("select count(*) as n from events where id = ?")
+      .bind(message.eventId)
+      .first<{ n: number }>();
+    expect(count?.n).toBe(1);
+  });
+
+  it("stores two events with the same idempotency key on a webhook once", async () => {
+    const first = envelope({ idempotencyKey: "invoice-7" });
+    const second = envelope({ idempotencyKey: "invoice-7", receivedAt: Date.now() + 1000 });
+
+    await deliver("hookgate-events", [first, second]);
+
+    expect(await eventRow(first.eventId)).not.toBeNull();
+    expect(await eventRow(second.eventId)).toBeNull();
+  });
+
+  it("drops events of a deleted webhook, as deleting the webhook dropped its events", async () => {
+    const gone = envelope({ webhookId: "wh_deleted00000000000000" });
+
+    const result = await deliver("hookgate-events", [gone]);
+
+    expect(result.explicitAcks).toEqual(["msg-0"]);
+    expect(await eventRow(gone.eventId)).toBeNull();
+  });
+
+  it("records a webhook call as activity at most once per interval", async () => {
+    const longAgo = Date.now() - 30 * 86_400_000;
+    await env.DB.prepare("update users set last_active_at = ? where id = ?")
+      .bind(longAgo, admin.user.id)
+      .run();
+    await env.DB.prepare("update tokens set last_used_at = null where id = ?")
+      .bind(hook.token.id)
+      .run();
+    const now = Date.now();
+
+    await deliver("hookgate-events", [envelope({ receivedAt: now })]);
+    await deliver("hookgate-events", [envelope({ receivedAt: now + 60_000 })]);
+
+    const user = await env.DB.prepare("select last_active_at as at from users where id = ?")
+      .bind(admin.user.id)
+      .first<{ at: number }>();
+    const token = await env.DB.prepare("select last_used_at as at from tokens where id = ?")
+      .bind(hook.token.id)
+      .first<{ at: number }>();
+    expect(user?.at).toBe(now);
+    expect(token?.at).toBe(now);
+  });
+
+  it("retries a message that cannot be stored, with growing backoff", async () => {
+    const message = envelope();
+
+    const first = await deliver("hookgate-events", [message], failingEventWrites(), 1);
+    const third = await deliver("hookgate-events", [message], failingEventWrites(), 3);
+
+    expect(first.explicitAcks).toEqual([]);
+    expect(first.retryMessages.map((retry) => retry.msgId)).toEqual(["msg-0"]);
+    expect(third.retryMessages.map((retry) => retry.msgId)).toEqual(["msg-0"]);
+    expect([1, 2, 3, 4, 5, 6].map(retryDelaySeconds)).toEqual([10, 20, 40, 80, 160, 300]);
+    expect(await eventRow(message.eventId)).toBeNull();
+  });
+
+  it("retries an unreadable message so that it reaches the dead-letter queue", async () => {
+    const result = await deliver("hookgate-events", [{ not: "an envelope" }]);
+
+    expect(result.retryMessages.map((retry) => retry.msgId)).toEqual(["msg-0"]);
+  });
+});
+
+describe("dead letters", () => {
+  it("are recorded as dead with the last error, and a replay stores them", async () => {
+    const message = envelope();
+    await deliver("hookgate-events", [message], failingEventWrites(), 6);
+
+    const dead = await deliver("hookgate-events-dlq", [message]);
+
+    expect(dead.explicitAcks).toEqual(["msg-0"]);
+    expect(await eventRow(message.eventId)).toMatchObject({
+      status: "dead",
+      attempts: 6,
+      last_error: "Error: D1_ERROR: database is locked",
+    });
+    const listed = await expectStatus(
+      call(`/v1/webhooks/${hook.webhook.id}/events`, { token: admin.session }),
+      200,
+    );
+    expect(
+      listed.items.find((event: { id: string }) => event.id === message.eventId),
+    ).toMatchObject({ status: "dead", lastError: "Error: D1_ERROR: database is locked" });
+
+    const replayed = await expectStatus(
+      call(`/v1/events/${message.eventId}/replay`, { method: "POST", token: admin.session }),
+      202,
+    );
+    expect(replayed.status).toBe("dead");
+    await deliver("hookgate-events", [message]);
+
+    expect(await eventRow(message.eventId)).toMatchObject({ status: "stored", last_error: null });
+    const again = await expectStatus(
+      call(`/v1/events/${message.eventId}/replay`, { method: "POST", token: admin.session }),
+      409,
+    );
+    expect(again.code).toBe("event_not_dead");
+  });
+
+  it("never turn a stored event dead", async () => {
+    const message = envelope();
+    await deliver("hookgate-events", [message]);
+
+    await deliver("hookgate-events-dlq", [message]);
+
+    expect((await eventRow(message.eventId))?.status).toBe("stored");
+  });
+});
