@@ -29,7 +29,7 @@ CREATE TABLE `events` (
 --> statement-breakpoint
 CREATE INDEX `events_webhook_received_idx` ON `events` (`webhook_id`,`received_at`,`id`);--> statement-breakpoint
 CREATE INDEX `events_received_idx` ON `events` (`received_at`);--> statement-breakpoint
-CREATE UNIQUE INDEX `events_idempotency_idx` ON `events` (`webhook_id`,`idempotency_key`) WHERE "events"."idempotency_key" is not null;--> statement-breakpoint
+CREATE INDEX `events_idempotency_idx` ON `events` (`webhook_id`,`idempotency_key`) WHERE "events"."idempotency_key" is not null;--> statement-breakpoint
 CREATE TABLE `tokens` (
 	`id` text PRIMARY KEY NOT NULL,
 	`kind` text NOT NULL,
@@ -61,11 +61,13 @@ CREATE TABLE `users` (
 	`password_hash` text,
 	`last_active_at` integer NOT NULL,
 	`deactivated_at` integer,
-	`created_at` integer NOT NULL
+	`created_at` integer NOT NULL,
+	`purge_requested_at` integer
 );
 --> statement-breakpoint
 CREATE UNIQUE INDEX `users_username_unique` ON `users` (`username`);--> statement-breakpoint
 CREATE INDEX `users_status_last_active_idx` ON `users` (`status`,`last_active_at`);--> statement-breakpoint
+CREATE INDEX `users_purge_idx` ON `users` (`purge_requested_at`);--> statement-breakpoint
 CREATE INDEX `users_created_idx` ON `users` (`created_at`,`id`);--> statement-breakpoint
 CREATE TABLE `webhooks` (
 	`id` text PRIMARY KEY NOT NULL,

@@ -1,4 +1,5 @@
 import { app } from "./app";
+import { type LifecycleJob, runLifecycle } from "./lifecycle";
 import { consumeDeadLetters, consumeEvents } from "./queue/consumer";
 
 export default {
@@ -6,6 +7,18 @@ export default {
 
   async queue(batch, env) {
     if (batch.queue === "hookgate-events-dlq") return consumeDeadLetters(batch, env);
+    if (batch.queue === "hookgate-jobs") {
+      // The jobs consumer takes one message per invocation, so each gets a whole budget.
+      for (const message of batch.messages) {
+        await runLifecycle(env, new Date(), message.body as LifecycleJob);
+        message.ack();
+      }
+      return;
+    }
     return consumeEvents(batch, env);
+  },
+
+  async scheduled(controller, env) {
+    await runLifecycle(env, new Date(controller.scheduledTime));
   },
 } satisfies ExportedHandler<Env>;

@@ -4,6 +4,7 @@ import { HttpProblem } from "../http/problems";
 import { auditRoutes } from "./routes/audit";
 import { bootstrapRoutes } from "./routes/bootstrap";
 import { eventRoutes } from "./routes/events";
+import { reportRoutes } from "./routes/reports";
 import { sessionRoutes } from "./routes/sessions";
 import { tokenRoutes } from "./routes/tokens";
 import { userRoutes } from "./routes/users";
@@ -37,6 +38,7 @@ managementApi
   .route("/", tokenRoutes)
   .route("/", webhookRoutes)
   .route("/", eventRoutes)
+  .route("/", reportRoutes)
   .route("/", auditRoutes);
 
 managementApi.doc31("/openapi.json", (c) => ({

@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { index, integer, sqliteTable, text } from "drizzle-orm/sqlite-core";
 
 /** Times are stored as integer milliseconds since the epoch and surface as `Date`. */
 const timestamp = (name: string) => integer(name, { mode: "timestamp_ms" });
@@ -18,10 +18,16 @@ export const users = sqliteTable(
     lastActiveAt: timestamp("last_active_at").notNull(),
     deactivatedAt: timestamp("deactivated_at"),
     createdAt: timestamp("created_at").notNull(),
+    /**
+     * Set when the cached facts of this account's tokens must be deleted from KV (it went
+     * inactive or came back); cleared once done. Lets a cut-off purge resume.
+     */
+    purgeRequestedAt: timestamp("purge_requested_at"),
   },
   (table) => [
     // The idle sweep walks active accounts in order of their last activity.
     index("users_status_last_active_idx").on(table.status, table.lastActiveAt),
+    index("users_purge_idx").on(table.purgeRequestedAt),
     index("users_created_idx").on(table.createdAt, table.id),
   ],
 );
@@ -95,7 +101,8 @@ export const events = sqliteTable(
   (table) => [
     index("events_webhook_received_idx").on(table.webhookId, table.receivedAt, table.id),
     index("events_received_idx").on(table.receivedAt),
-    uniqueIndex("events_idempotency_idx")
+    // Idempotency keys repeat legitimately after 24 hours, so this index is not unique.
+    index("events_idempotency_idx")
       .on(table.webhookId, table.idempotencyKey)
       .where(sql`${table.idempotencyKey} is not null`),
   ],

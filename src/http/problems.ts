@@ -55,7 +55,7 @@ export function problem(c: Context, code: ErrorCode, detail: string, options: Pr
   const { status, title } = PROBLEMS[code];
   const finalStatus = options.status ?? status;
   const body = {
-    type: `https://hookgate.dev/problems/${code.replaceAll("_", "-")}`,
+    type: `urn:hookgate:problem:${code}`,
     title,
     status: finalStatus,
     detail,

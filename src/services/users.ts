@@ -1,12 +1,14 @@
 import { and, asc, count, eq, gt, isNull, lt, ne, or, sql } from "drizzle-orm";
 import { hashPassword, verifyPassword } from "../auth/passwords";
 import { decodeCursor, toPage } from "../data/pagination";
-import { tokens, type User, users } from "../data/schema";
+import { tokens, type User, users, webhooks } from "../data/schema";
+import { InvocationBudget } from "../lifecycle/budget";
+import { purgeAccountFacts } from "../lifecycle/purge";
 import { DomainError, notFound } from "../shared/errors";
 import { newId } from "../shared/ids";
 import { auditInsert } from "./audit";
 import { type Actor, assertVisible, type ServiceContext } from "./context";
-import { issueToken, liveTokenCondition } from "./tokens";
+import { isLive, issueToken, liveTokenCondition } from "./tokens";
 
 export interface NewUser {
   username: string;
@@ -50,6 +52,7 @@ async function prepareUser(ctx: ServiceContext, input: NewUser) {
     lastActiveAt: ctx.now,
     deactivatedAt: null,
     createdAt: ctx.now,
+    purgeRequestedAt: null,
   };
   return user;
 }
@@ -274,6 +277,98 @@ export function revokeSessionsQuery(ctx: ServiceContext, userId: string) {
     .update(tokens)
     .set({ revokedAt: ctx.now })
     .where(and(eq(tokens.userId, userId), eq(tokens.kind, "session"), isNull(tokens.revokedAt)));
+}
+
+/**
+ * Brings an inactive account back: active, last activity now, and its tokens work again
+ * at once because their cached denials are purged before this answers. An account with
+ * more tokens than one call may purge finishes on the jobs queue.
+ */
+export async function reactivateUser(ctx: ServiceContext, actor: Actor, id: string) {
+  const user = await findUser(ctx, id);
+  if (!user) throw notFound("This account");
+
+  const reactivated: User = {
+    ...user,
+    status: "active",
+    lastActiveAt: ctx.now,
+    deactivatedAt: null,
+    purgeRequestedAt: ctx.now,
+  };
+  await ctx.db.batch([
+    ctx.db
+      .update(users)
+      .set({
+        status: "active",
+        lastActiveAt: ctx.now,
+        deactivatedAt: null,
+        purgeRequestedAt: ctx.now,
+      })
+      .where(eq(users.id, id)),
+    auditInsert(ctx.db, ctx.now, {
+      actorId: actor.user.id,
+      action: "user.reactivated",
+      targetType: "user",
+      targetId: id,
+      details: { wasStatus: user.status, deactivatedAt: user.deactivatedAt?.toISOString() ?? null },
+    }),
+  ]);
+  const purged = await purgeAccountFacts(ctx.env, ctx.db, new InvocationBudget(100, 500), id);
+  if (!purged) await ctx.env.JOBS.send({ type: "lifecycle" });
+  return { ...reactivated, purgeRequestedAt: purged ? null : ctx.now };
+}
+
+/**
+ * Deletes an account that holds no live app or integration token. Its sessions and dead
+ * tokens go with it, and the webhooks it owned pass to the deleting admin.
+ */
+export async function deleteUser(ctx: ServiceContext, actor: Actor, id: string) {
+  const user = await findUser(ctx, id);
+  if (!user) throw notFound("This account");
+  if (user.id === actor.user.id) {
+    throw new DomainError("forbidden", "You cannot delete your own account.");
+  }
+  const owned = await ctx.db.select().from(tokens).where(eq(tokens.userId, id));
+  const live = owned.filter((token) => token.kind !== "session" && isLive(token, ctx.now));
+  if (live.length > 0) {
+    throw new DomainError(
+      "user_has_active_tokens",
+      `This account still holds ${live.length} live token(s). Revoke or transfer them first.`,
+      {
+        tokens: live.map((token) => ({
+          id: token.id,
+          kind: token.kind,
+          prefix: token.prefix,
+          name: token.name,
+          webhookId: token.webhookId,
+          expiresAt: token.expiresAt?.toISOString() ?? null,
+        })),
+      },
+    );
+  }
+
+  const handedOver = await ctx.db
+    .select({ id: webhooks.id })
+    .from(webhooks)
+    .where(eq(webhooks.ownerId, id));
+  await ctx.db.batch([
+    ctx.db.update(webhooks).set({ ownerId: actor.user.id }).where(eq(webhooks.ownerId, id)),
+    ctx.db.delete(tokens).where(eq(tokens.userId, id)),
+    ctx.db.delete(users).where(eq(users.id, id)),
+    auditInsert(ctx.db, ctx.now, {
+      actorId: actor.user.id,
+      action: "user.deleted",
+      targetType: "user",
+      targetId: id,
+      details: {
+        username: user.username,
+        webhooksHandedTo: actor.user.id,
+        webhookIds: handedOver.map((webhook) => webhook.id),
+      },
+    }),
+  ]);
+  // No cache purge: every token deleted here was revoked or expired, and its cached facts
+  // already say so until they expire.
 }
 
 async function assertAnotherAdmin(ctx: ServiceContext, userId: string) {

@@ -1,7 +1,7 @@
 import { and, asc, eq, gt, inArray, isNull, or, sql } from "drizzle-orm";
 import { purgeTokenFacts, purgeWebhookFacts } from "../auth/decision-cache";
 import type { Config } from "../config";
-import { decodeCursor, toPage } from "../data/pagination";
+import { decodeCursor, encodeCursor, toPage } from "../data/pagination";
 import { type Token, tokens, type User, users, type Webhook, webhooks } from "../data/schema";
 import { DomainError, notFound } from "../shared/errors";
 import { newId } from "../shared/ids";
@@ -173,7 +173,11 @@ export async function listWebhooks(
  * Attaches credentials and health to at most 100 webhooks with two queries: their app
  * tokens, and the deployment's integration tokens that may send (they open every webhook).
  */
-export async function describe(ctx: ServiceContext, list: Webhook[]): Promise<WebhookView[]> {
+export async function describe(
+  ctx: ServiceContext,
+  list: Webhook[],
+  horizonDays = HEALTH_HORIZON_DAYS,
+): Promise<WebhookView[]> {
   if (list.length === 0) return [];
   const rows = await ctx.db
     .select({ token: tokens, owner: users })
@@ -214,6 +218,7 @@ export function assessHealth(
   credentials: Credential[],
   now: Date,
   config: Config,
+  horizonDays = HEALTH_HORIZON_DAYS,
 ): Health {
   if (!webhook.enabled) return { status: "broken", reasons: ["The webhook is disabled."] };
   const working = credentials.filter(({ owner }) => owner.status === "active");
@@ -225,7 +230,7 @@ export function assessHealth(
     return { status: "broken", reasons: [reason] };
   }
 
-  const horizon = now.getTime() + HEALTH_HORIZON_DAYS * 86_400_000;
+  const horizon = now.getTime() + horizonDays * 86_400_000;
   const stopsAt = ({ token, owner }: Credential) =>
     Math.min(
       projectedInactiveAt(owner, config)?.getTime() ?? Number.POSITIVE_INFINITY,
@@ -245,6 +250,41 @@ export function assessHealth(
     );
   }
   return { status: reasons.length > 0 ? "at_risk" : "ok", reasons };
+}
+
+/**
+ * Webhooks that would stop working within `withinDays` if nothing happens, or whose only
+ * credentials belong to person accounts. Walks every webhook a page at a time: a page of
+ * the report may hold fewer than `limit` items, and `nextCursor` continues the walk.
+ */
+export async function listAtRisk(
+  ctx: ServiceContext,
+  query: { withinDays: number; limit: number; cursor?: string | undefined },
+) {
+  const cursor = decodeCursor(query.cursor);
+  const rows = await ctx.db
+    .select()
+    .from(webhooks)
+    .where(
+      cursor
+        ? or(
+            gt(webhooks.createdAt, new Date(cursor.at)),
+            and(eq(webhooks.createdAt, new Date(cursor.at)), gt(webhooks.id, cursor.id)),
+          )
+        : undefined,
+    )
+    .orderBy(asc(webhooks.createdAt), asc(webhooks.id))
+    .limit(query.limit + 1);
+  const scanned = rows.slice(0, query.limit);
+  const views = await describe(ctx, scanned, query.withinDays);
+  const last = scanned.at(-1);
+  return {
+    items: views.filter((view) => view.health.status !== "ok"),
+    nextCursor:
+      rows.length > query.limit && last
+        ? encodeCursor({ at: last.createdAt.getTime(), id: last.id })
+        : null,
+  };
 }
 
 export async function updateWebhook(

@@ -4,8 +4,10 @@ import { createIntegrationToken, listUserTokens } from "../../services/tokens";
 import {
   activeTokenCounts,
   createUser,
+  deleteUser,
   getVisibleUser,
   listUsers,
+  reactivateUser,
   setPassword,
   updateUser,
 } from "../../services/users";
@@ -188,6 +190,35 @@ const listTokens = createRoute({
   },
 });
 
+const reactivate = createRoute({
+  method: "post",
+  path: "/users/{id}/reactivate",
+  tags: ["Users"],
+  summary: "Reactivate an account",
+  description:
+    "Sets the account active with its last activity now. Its tokens work again at once: " +
+    "their cached denials are purged before this answers.",
+  middleware: ADMIN_ONLY,
+  security: BEARER,
+  request: { params: UserParams },
+  responses: { 200: json(UserSchema, "The account"), ...problems(400, 401, 403, 404) },
+});
+
+const remove = createRoute({
+  method: "delete",
+  path: "/users/{id}",
+  tags: ["Users"],
+  summary: "Delete an account",
+  description:
+    "Refused with 409 `user_has_active_tokens`, listing them, while the account holds a " +
+    "live app or integration token. Otherwise deletes it with its sessions and dead " +
+    "tokens; the webhooks it owned pass to the deleting admin.",
+  middleware: ADMIN_ONLY,
+  security: BEARER,
+  request: { params: UserParams },
+  responses: { 204: noContent, ...problems(400, 401, 403, 404, 409) },
+});
+
 export const userRoutes = new OpenAPIHono<AppEnv>()
   .openapi(me, async (c) => {
     const services = c.get("services");
@@ -240,6 +271,16 @@ export const userRoutes = new OpenAPIHono<AppEnv>()
       c.req.valid("json"),
     );
     return c.json(presentIssuedToken(issued), 201);
+  })
+  .openapi(reactivate, async (c) => {
+    const services = c.get("services");
+    const user = await reactivateUser(services, c.get("actor"), c.req.valid("param").id);
+    const counts = await activeTokenCounts(services, [user.id]);
+    return c.json(presentUser(user, services.config, counts.get(user.id) ?? 0), 200);
+  })
+  .openapi(remove, async (c) => {
+    await deleteUser(c.get("services"), c.get("actor"), c.req.valid("param").id);
+    return c.body(null, 204);
   })
   .openapi(listTokens, async (c) => {
     const { id } = c.req.valid("param");

@@ -24,6 +24,9 @@ const ADMIN_ONLY = new Set([
   "POST /tokens/{id}/transfer",
   "GET /audit",
   "POST /events/{id}/replay",
+  "POST /users/{id}/reactivate",
+  "DELETE /users/{id}",
+  "GET /reports/at-risk",
 ]);
 
 interface Operation {

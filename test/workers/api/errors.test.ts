@@ -14,7 +14,7 @@ describe("problem documents", () => {
     expect(res.status).toBe(404);
     expect(res.headers.get("Content-Type")).toBe("application/problem+json");
     expect(body).toEqual({
-      type: "https://hookgate.dev/problems/not-found",
+      type: "urn:hookgate:problem:not_found",
       title: "Not found",
       status: 404,
       detail: "Nothing lives at /v1/nothing-here.",

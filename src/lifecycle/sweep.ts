@@ -1,0 +1,62 @@
+import { and, asc, eq, inArray, isNull, lt, sql } from "drizzle-orm";
+import type { Database } from "../data/db";
+import { tokens, users } from "../data/schema";
+import type { InvocationBudget } from "./budget";
+
+/** Accounts flagged per page: 50 ids stay well under D1's 100 bound parameters. */
+export const SWEEP_PAGE_SIZE = 50;
+/** One page costs a select and a batch of three statements. */
+export const SWEEP_PAGE_QUERIES = 4;
+
+/**
+ * Flags one page of accounts idle since before `cutoff` as inactive, revokes their
+ * sessions, requests the purge of their tokens' cached facts and audits each account, all
+ * in one transaction. The update checks idleness again, so an account that became active
+ * since the select is left alone, and a page that ran already changes nothing.
+ * Returns how many accounts the page selected; 0 means none are left.
+ */
+export async function flagIdlePage(
+  db: Database,
+  budget: InvocationBudget,
+  now: Date,
+  cutoff: Date,
+  inactivityDays: number,
+): Promise<number> {
+  budget.spend(1);
+  const page = await db
+    .select({ id: users.id })
+    .from(users)
+    .where(and(eq(users.status, "active"), lt(users.lastActiveAt, cutoff)))
+    .orderBy(asc(users.lastActiveAt), asc(users.id))
+    .limit(SWEEP_PAGE_SIZE);
+  if (page.length === 0) return 0;
+  const ids = page.map((user) => user.id);
+
+  budget.spend(SWEEP_PAGE_QUERIES - 1);
+  await db.batch([
+    db
+      .update(users)
+      .set({ status: "inactive", deactivatedAt: now, purgeRequestedAt: now })
+      .where(
+        and(inArray(users.id, ids), eq(users.status, "active"), lt(users.lastActiveAt, cutoff)),
+      ),
+    db
+      .update(tokens)
+      .set({ revokedAt: now })
+      .where(
+        and(inArray(tokens.userId, ids), eq(tokens.kind, "session"), isNull(tokens.revokedAt)),
+      ),
+    // One audit entry per account this page flagged. Ids are made in SQL (22 hex digits)
+    // so that the whole page stays one statement within the parameter limit.
+    db.run(sql`
+      insert into audit_log (id, at, actor_id, action, target_type, target_id, details)
+      select 'aud_' || substr(lower(hex(randomblob(11))), 1, 22), ${now.getTime()}, null,
+             'user.deactivated', 'user', id,
+             json_object('username', username,
+                         'lastActiveAt', strftime('%Y-%m-%dT%H:%M:%fZ', last_active_at / 1000.0, 'unixepoch'),
+                         'inactivityDays', ${inactivityDays})
+      from users
+      where id in ${ids} and status = 'inactive' and deactivated_at = ${now.getTime()}`),
+  ]);
+  return page.length;
+}
