@@ -204,7 +204,7 @@ export async function describe(
     return {
       webhook,
       credentials,
-      health: assessHealth(webhook, credentials, ctx.now, ctx.config),
+      health: assessHealth(webhook, credentials, ctx.now, ctx.config, horizonDays),
     };
   });
 }
