@@ -1,6 +1,6 @@
 import { and, asc, eq, inArray, isNull, lt, sql } from "drizzle-orm";
 import type { Database } from "../data/db";
-import { tokens, users } from "../data/schema";
+import { auditLog, tokens, users } from "../data/schema";
 import type { InvocationBudget } from "./budget";
 
 /** Accounts flagged per page: 50 ids stay well under D1's 100 bound parameters. */
@@ -48,15 +48,25 @@ export async function flagIdlePage(
       ),
     // One audit entry per account this page flagged. Ids are made in SQL (22 hex digits)
     // so that the whole page stays one statement within the parameter limit.
-    db.run(sql`
-      insert into audit_log (id, at, actor_id, action, target_type, target_id, details)
-      select 'aud_' || substr(lower(hex(randomblob(11))), 1, 22), ${now.getTime()}, null,
-             'user.deactivated', 'user', id,
-             json_object('username', username,
-                         'lastActiveAt', strftime('%Y-%m-%dT%H:%M:%fZ', last_active_at / 1000.0, 'unixepoch'),
-                         'inactivityDays', ${inactivityDays})
-      from users
-      where id in ${ids} and status = 'inactive' and deactivated_at = ${now.getTime()}`),
+    db.insert(auditLog).select(
+      db
+        .select({
+          id: sql<string>`'aud_' || lower(hex(randomblob(11)))`.as("id"),
+          at: sql<number>`${now.getTime()}`.as("at"),
+          actorId: sql<null>`null`.as("actor_id"),
+          action: sql<string>`'user.deactivated'`.as("action"),
+          targetType: sql<"user">`'user'`.as("target_type"),
+          targetId: users.id,
+          details: sql<string>`json_object(
+            'username', ${users.username},
+            'lastActiveAt', strftime('%Y-%m-%dT%H:%M:%fZ', ${users.lastActiveAt} / 1000.0, 'unixepoch'),
+            'inactivityDays', ${inactivityDays})`.as("details"),
+        })
+        .from(users)
+        .where(
+          and(inArray(users.id, ids), eq(users.status, "inactive"), eq(users.deactivatedAt, now)),
+        ),
+    ),
   ]);
   return page.length;
 }

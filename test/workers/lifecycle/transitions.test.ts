@@ -1,0 +1,309 @@
+import { createScheduledController } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { beforeAll, describe, expect, it } from "vitest";
+import { tokenCacheKey } from "../../../src/auth/decision-cache";
+import worker from "../../../src/index";
+import {
+  bootstrapAdmin,
+  call,
+  createPerson,
+  createService,
+  createWebhook,
+  expectStatus,
+  send,
+} from "../helpers";
+
+const DAY = 86_400_000;
+let admin: Awaited<ReturnType<typeof bootstrapAdmin>>;
+
+/**
+ * The sweep runs at chosen future times, which also expires sessions; these tests call
+ * the API with a manage-only integration token instead, which opens no webhook.
+ */
+beforeAll(async () => {
+  const bootstrapped = await bootstrapAdmin();
+  const manageOnly = await expectStatus(
+    call(`/v1/users/${bootstrapped.user.id}/tokens`, {
+      method: "POST",
+      token: bootstrapped.session,
+      body: { name: "tests", scopes: ["manage"] },
+    }),
+    201,
+  );
+  await expectStatus(
+    call(`/v1/tokens/${bootstrapped.integration.id}`, {
+      method: "DELETE",
+      token: bootstrapped.session,
+    }),
+    204,
+  );
+  admin = { ...bootstrapped, session: manageOnly.secret };
+});
+
+/** Runs the hourly sweep as the Cron Trigger would, at a chosen time. */
+async function sweepAt(time: number) {
+  await worker.scheduled(
+    createScheduledController({ scheduledTime: time, cron: "17 * * * *" }),
+    env,
+  );
+}
+
+async function setLastActive(userId: string, at: number) {
+  await env.DB.prepare("update users set last_active_at = ? where id = ?").bind(at, userId).run();
+}
+
+async function account(id: string) {
+  return expectStatus(call(`/v1/users/${id}`, { token: admin.session }), 200);
+}
+
+async function tokenHash(id: string) {
+  const row = await env.DB.prepare("select hash from tokens where id = ?")
+    .bind(id)
+    .first<{ hash: string }>();
+  return row?.hash as string;
+}
+
+describe("the idle sweep", () => {
+  it("switches off an idle person with its tokens, and reactivation brings the same tokens back", async () => {
+    const person = await createPerson(admin.session, "idle-ida");
+    const hook = await createWebhook(person.session);
+    const authorization = hook.credentials.authorization;
+    expect((await send(hook.webhook.id, { authorization })).status).toBe(202);
+    const cached = tokenCacheKey(await tokenHash(hook.token.id));
+    expect(await env.AUTH_CACHE.get(cached)).not.toBeNull();
+    await setLastActive(person.user.id, Date.now() - 61 * DAY);
+
+    await sweepAt(Date.now());
+
+    const flagged = await account(person.user.id);
+    expect(flagged).toMatchObject({ status: "inactive", inactiveAt: null });
+    expect(Date.now() - Date.parse(flagged.deactivatedAt)).toBeLessThan(60_000);
+    expect(await env.AUTH_CACHE.get(cached)).toBeNull();
+    const refused = await send(hook.webhook.id, { authorization });
+    expect(refused.status).toBe(401);
+    expect(((await refused.json()) as { code: string }).code).toBe("account_inactive");
+    const session = await expectStatus(call("/v1/me", { token: person.session }), 401);
+    expect(session.code).toBe("invalid_credentials");
+    const login = await expectStatus(
+      call("/v1/sessions", {
+        method: "POST",
+        body: { username: "idle-ida", password: "a-long-enough-password" },
+      }),
+      403,
+    );
+    expect(login.code).toBe("account_inactive");
+    const audit = await expectStatus(call("/v1/audit", { token: admin.session }), 200);
+    expect(
+      audit.items.find(
+        (entry: { action: string; targetId: string }) =>
+          entry.action === "user.deactivated" && entry.targetId === person.user.id,
+      ),
+    ).toMatchObject({ actorId: null, details: { username: "idle-ida", inactivityDays: 60 } });
+
+    const reactivated = await expectStatus(
+      call(`/v1/users/${person.user.id}/reactivate`, { method: "POST", token: admin.session }),
+      200,
+    );
+
+    expect(reactivated).toMatchObject({ status: "active", deactivatedAt: null });
+    expect(Date.now() - Date.parse(reactivated.lastActiveAt)).toBeLessThan(60_000);
+    expect((await send(hook.webhook.id, { authorization })).status).toBe(202);
+  });
+
+  it("leaves alone a service account kept busy by its own webhook calls", async () => {
+    const service = await createService(admin.session, "busy-bot");
+    const hook = await createWebhook(admin.session, { tokenOwnerId: service.id });
+    await setLastActive(service.id, Date.now() - 59 * DAY);
+
+    await sweepAt(Date.now() + 2 * DAY);
+
+    expect((await account(service.id)).status).toBe("inactive");
+    await expectStatus(
+      call(`/v1/users/${service.id}/reactivate`, { method: "POST", token: admin.session }),
+      200,
+    );
+    await setLastActive(service.id, Date.now() - 59 * DAY);
+    const sent = await send(hook.webhook.id, { authorization: hook.credentials.authorization });
+    expect(sent.status).toBe(202);
+    await waitForActivity(service.id, Date.now() - 60_000);
+
+    await sweepAt(Date.now() + 2 * DAY);
+
+    expect((await account(service.id)).status).toBe("active");
+  });
+
+  it("does nothing twice when run again", async () => {
+    const person = await createPerson(admin.session, "twice-tom");
+    await setLastActive(person.user.id, Date.now() - 90 * DAY);
+
+    await sweepAt(Date.now());
+    const first = await account(person.user.id);
+    await sweepAt(Date.now() + 3_600_000);
+
+    expect(await account(person.user.id)).toEqual(first);
+    const audits = await env.DB.prepare(
+      "select count(*) as n from audit_log where action = 'user.deactivated' and target_id = ?",
+    )
+      .bind(person.user.id)
+      .first<{ n: number }>();
+    expect(audits?.n).toBe(1);
+  });
+
+  it("removes events past their retention with their R2 bodies, and expired sessions", async () => {
+    const hook = await createWebhook(admin.session);
+    const small = await send(hook.webhook.id, { authorization: hook.credentials.authorization });
+    const large = await send(hook.webhook.id, {
+      authorization: hook.credentials.authorization,
+      body: new Uint8Array(200_000),
+    });
+    const ids = [
+      ((await small.json()) as { id: string }).id,
+      ((await large.json()) as { id: string }).id,
+    ];
+    await waitForRows(`select id from events where id in ('${ids[0]}', '${ids[1]}')`, 2);
+    const expiredSession = await createPerson(admin.session, "short-session");
+    await env.DB.prepare("update tokens set expires_at = ? where user_id = ? and kind = 'session'")
+      .bind(Date.now() - 1000, expiredSession.user.id)
+      .run();
+
+    await sweepAt(Date.now() + 8 * DAY);
+
+    await waitForRows(`select id from events where id in ('${ids[0]}', '${ids[1]}')`, 0);
+    expect(await env.PAYLOADS.get(`payloads/${hook.webhook.id}/${ids[1]}`)).toBeNull();
+    const sessions = await env.DB.prepare(
+      "select count(*) as n from tokens where user_id = ? and kind = 'session'",
+    )
+      .bind(expiredSession.user.id)
+      .first<{ n: number }>();
+    expect(sessions?.n).toBe(0);
+  });
+});
+
+describe("deleting an account", () => {
+  it("is refused while live tokens remain, then hands the webhooks to the admin", async () => {
+    const leaver = await createPerson(admin.session, "leaving-lee");
+    const hook = await createWebhook(leaver.session);
+
+    const refused = await expectStatus(
+      call(`/v1/users/${leaver.user.id}`, { method: "DELETE", token: admin.session }),
+      409,
+    );
+    expect(refused.code).toBe("user_has_active_tokens");
+    expect(refused.tokens).toEqual([
+      expect.objectContaining({ id: hook.token.id, kind: "app", webhookId: hook.webhook.id }),
+    ]);
+
+    await expectStatus(
+      call(`/v1/tokens/${hook.token.id}`, { method: "DELETE", token: admin.session }),
+      204,
+    );
+    await expectStatus(
+      call(`/v1/users/${leaver.user.id}`, { method: "DELETE", token: admin.session }),
+      204,
+    );
+
+    await expectStatus(call(`/v1/users/${leaver.user.id}`, { token: admin.session }), 404);
+    const webhook = await expectStatus(
+      call(`/v1/webhooks/${hook.webhook.id}`, { token: admin.session }),
+      200,
+    );
+    expect(webhook.ownerId).toBe(admin.user.id);
+    const audit = await expectStatus(call("/v1/audit?limit=100", { token: admin.session }), 200);
+    const deletion = audit.items.find(
+      (entry: { action: string }) => entry.action === "user.deleted",
+    );
+    expect(deletion).toMatchObject({
+      actorId: admin.user.id,
+      targetId: leaver.user.id,
+      details: { webhookIds: [hook.webhook.id], webhooksHandedTo: admin.user.id },
+    });
+  });
+
+  it("refuses to delete the caller's own account", async () => {
+    const res = await expectStatus(
+      call(`/v1/users/${admin.user.id}`, { method: "DELETE", token: admin.session }),
+      403,
+    );
+
+    expect(res.code).toBe("forbidden");
+  });
+});
+
+describe("webhook health", () => {
+  it("warns before an owner goes idle and clears once a service account holds the token", async () => {
+    const person = await createPerson(admin.session, "soon-idle");
+    const hook = await createWebhook(person.session);
+    await setLastActive(person.user.id, Date.now() - 50 * DAY);
+    await setLastActive(admin.user.id, Date.now() - 50 * DAY);
+
+    const before = await expectStatus(
+      call(`/v1/webhooks/${hook.webhook.id}`, { token: admin.session }),
+      200,
+    );
+    const report = await expectStatus(
+      call("/v1/reports/at-risk?limit=100", { token: admin.session }),
+      200,
+    );
+
+    expect(before.health.status).toBe("at_risk");
+    expect(before.health.reasons.join(" ")).toContain("Every working credential stops by");
+    expect(report.items.map((item: { id: string }) => item.id)).toContain(hook.webhook.id);
+
+    const service = await createService(admin.session, "steady-service");
+    await expectStatus(
+      call(`/v1/tokens/${hook.token.id}/transfer`, {
+        method: "POST",
+        token: admin.session,
+        body: { userId: service.id },
+      }),
+      200,
+    );
+    const after = await expectStatus(
+      call(`/v1/webhooks/${hook.webhook.id}`, { token: admin.session }),
+      200,
+    );
+    const afterReport = await expectStatus(
+      call("/v1/reports/at-risk?limit=100", { token: admin.session }),
+      200,
+    );
+
+    expect(after.health).toEqual({ status: "ok", reasons: [] });
+    expect(afterReport.items.map((item: { id: string }) => item.id)).not.toContain(hook.webhook.id);
+  });
+
+  it("calls a webhook broken once its only credential's owner is inactive", async () => {
+    const person = await createPerson(admin.session, "broken-bo");
+    const hook = await createWebhook(person.session);
+    await env.DB.prepare("update users set status = 'inactive' where id = ?")
+      .bind(person.user.id)
+      .run();
+
+    const webhook = await expectStatus(
+      call(`/v1/webhooks/${hook.webhook.id}`, { token: admin.session }),
+      200,
+    );
+
+    expect(webhook.health.status).toBe("broken");
+    expect(webhook.credentials[0].owner.status).toBe("inactive");
+  });
+});
+
+async function waitForActivity(userId: string, after: number) {
+  for (let i = 0; i < 150; i++) {
+    const row = await env.DB.prepare("select last_active_at as at from users where id = ?")
+      .bind(userId)
+      .first<{ at: number }>();
+    if ((row?.at ?? 0) > after) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error("The webhook call was not recorded as activity");
+}
+
+async function waitForRows(query: string, count: number) {
+  for (let i = 0; i < 150; i++) {
+    const rows = await env.DB.prepare(query).all();
+    if (rows.results.length === count) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`Expected ${count} rows for ${query}`);
+}
