@@ -15,7 +15,8 @@ const WRITE_SQL = /^\s*(insert|update|delete|replace)\b/i;
  * The real local bindings, wrapped to count what a request does to them. Nothing is
  * simulated: every call goes through to workerd's D1, KV, Queues and R2.
  */
-export function instrumentedEnv(): { env: Env; counts: BindingCounts } {
+export function instrumentedEnv(): { env: Env; counts: BindingCounts; jobs: unknown[] } {
+  const jobs: unknown[] = [];
   const counts: BindingCounts = {
     d1Queries: 0,
     d1Writes: 0,
@@ -75,8 +76,18 @@ export function instrumentedEnv(): { env: Env; counts: BindingCounts } {
     },
   });
 
+  // Continuation messages are kept rather than sent, so that a test can run each next
+  // invocation itself, on its own counted bindings, through the real jobs handler.
+  const jobQueue = {
+    send: async (body: unknown) => {
+      counts.queueSends++;
+      jobs.push(body);
+    },
+  } as unknown as Queue;
+
   return {
-    env: { ...env, DB: db, AUTH_CACHE: kv, EVENTS: queue, PAYLOADS: bucket },
+    env: { ...env, DB: db, AUTH_CACHE: kv, EVENTS: queue, PAYLOADS: bucket, JOBS: jobQueue },
     counts,
+    jobs,
   };
 }

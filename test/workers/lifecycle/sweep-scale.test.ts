@@ -1,0 +1,139 @@
+import { createMessageBatch, createScheduledController } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { tokenCacheKey } from "../../../src/auth/decision-cache";
+import worker from "../../../src/index";
+import { instrumentedEnv } from "../support/instrumented-env";
+
+const ACCOUNTS = 100_000;
+const TOKENS_PER_ACCOUNT = 3;
+const IDLE_ACCOUNTS = 5_000;
+const DAY = 86_400_000;
+/** Cloudflare's per-invocation limits for a Worker: D1 queries and KV operations. */
+const D1_QUERY_LIMIT = 1_000;
+const KV_OPERATION_LIMIT = 1_000;
+
+/**
+ * Seeds accounts and tokens in SQL, so that 400,000 rows take seconds: the first
+ * `IDLE_ACCOUNTS` accounts were last active 61 days ago, the rest an hour ago.
+ */
+async function seed(now: number) {
+  const idleAt = now - 61 * DAY;
+  const recentAt = now - 3_600_000;
+  await env.DB.prepare(
+    `with recursive seq(n) as (select 0 union all select n + 1 from seq where n < ?1 - 1)
+     insert into users (id, username, display_name, kind, role, status, last_active_at, created_at)
+     select printf('usr_seed%014d', n), printf('seed-%06d', n), printf('Seed %d', n),
+            case when n % 2 = 0 then 'person' else 'service' end, 'member', 'active',
+            case when n < ?2 then ?3 else ?4 end, ?5
+     from seq`,
+  )
+    .bind(ACCOUNTS, IDLE_ACCOUNTS, idleAt, recentAt, now - 90 * DAY)
+    .run();
+  await env.DB.prepare(
+    `with recursive seq(n) as (select 0 union all select n + 1 from seq where n < ?1 - 1)
+     insert into tokens (id, kind, hash, prefix, name, scopes, user_id, created_at)
+     select printf('tok_seed%014d', n), 'integration', printf('%064d', n), 'hgi_seed00',
+            'seeded', 'send', printf('usr_seed%014d', n / ?2), ?3
+     from seq`,
+  )
+    .bind(ACCOUNTS * TOKENS_PER_ACCOUNT, TOKENS_PER_ACCOUNT, now - 90 * DAY)
+    .run();
+}
+
+async function count(sql: string) {
+  const row = await env.DB.prepare(sql).first<{ n: number }>();
+  return row?.n ?? 0;
+}
+
+interface Invocation {
+  d1Queries: number;
+  kvOperations: number;
+  continued: boolean;
+}
+
+/**
+ * Runs the sweep as the Cron Trigger would, then every continuation it leaves, each as
+ * its own invocation on freshly counted bindings. `dropContinuationAfter` loses the
+ * continuation of that invocation, as a run cut off there would.
+ */
+async function sweepToCompletion(now: number, dropContinuationAfter?: number) {
+  const invocations: Invocation[] = [];
+  let pending: unknown[] = [];
+  const first = instrumentedEnv();
+  await worker.scheduled(
+    createScheduledController({ scheduledTime: now, cron: "17 * * * *" }),
+    first.env,
+  );
+  invocations.push(measure(first));
+  pending = first.jobs;
+
+  while (pending.length > 0 && invocations.length !== dropContinuationAfter) {
+    const next = instrumentedEnv();
+    const batch = createMessageBatch(
+      "hookgate-jobs",
+      pending.map((body, index) => ({
+        id: `job-${index}`,
+        timestamp: new Date(),
+        attempts: 1,
+        body,
+      })),
+    );
+    await worker.queue(batch, next.env);
+    invocations.push(measure(next));
+    pending = next.jobs;
+  }
+  return invocations;
+}
+
+function measure({ counts, jobs }: ReturnType<typeof instrumentedEnv>): Invocation {
+  return {
+    d1Queries: counts.d1Queries,
+    kvOperations: counts.kvReads + counts.kvWrites,
+    continued: jobs.length > 0,
+  };
+}
+
+describe("the idle sweep at scale", { timeout: 600_000 }, () => {
+  it("flags idle accounts among 100,000 within every invocation's budget, resuming when cut off", async () => {
+    const now = Date.now();
+    await seed(now);
+    const cachedIdleFact = tokenCacheKey(`${"0".repeat(63)}7`);
+    await env.AUTH_CACHE.put(cachedIdleFact, "{}");
+
+    const cutOff = await sweepToCompletion(now, 3);
+    const flaggedBeforeResume = await count(
+      "select count(*) as n from users where status = 'inactive'",
+    );
+    const resumed = await sweepToCompletion(now + 3_600_000);
+
+    const invocations = [...cutOff, ...resumed];
+    console.log(
+      `sweep over ${ACCOUNTS} accounts / ${ACCOUNTS * TOKENS_PER_ACCOUNT} tokens: ` +
+        `${invocations.length} invocations, max ${Math.max(...invocations.map((i) => i.d1Queries))} D1 queries, ` +
+        `max ${Math.max(...invocations.map((i) => i.kvOperations))} KV operations per invocation`,
+    );
+    for (const invocation of invocations) {
+      expect(invocation.d1Queries).toBeLessThanOrEqual(D1_QUERY_LIMIT);
+      expect(invocation.kvOperations).toBeLessThanOrEqual(KV_OPERATION_LIMIT);
+    }
+    expect(cutOff.at(-1)?.continued).toBe(true);
+    expect(flaggedBeforeResume).toBeLessThan(IDLE_ACCOUNTS);
+    expect(resumed.at(-1)?.continued).toBe(false);
+    expect(await count("select count(*) as n from users where status = 'inactive'")).toBe(
+      IDLE_ACCOUNTS,
+    );
+    expect(
+      await count(
+        "select count(*) as n from users where status = 'inactive' and id >= 'usr_seed00000000005000'",
+      ),
+    ).toBe(0);
+    expect(
+      await count("select count(*) as n from audit_log where action = 'user.deactivated'"),
+    ).toBe(IDLE_ACCOUNTS);
+    expect(
+      await count("select count(*) as n from users where purge_requested_at is not null"),
+    ).toBe(0);
+    expect(await env.AUTH_CACHE.get(cachedIdleFact)).toBeNull();
+  });
+});
