@@ -1,3 +1,4 @@
+import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { generateToken } from "../../../src/auth/tokens";
 import {
@@ -41,6 +42,7 @@ let fixtures: {
   memberSession: string;
   sendOnlyToken: string;
   appToken: string;
+  inactiveOwnerToken: string;
   other: { userId: string; tokenId: string; webhookId: string; eventId: string };
 };
 
@@ -63,7 +65,20 @@ beforeAll(async () => {
     }),
     201,
   );
+  const idle = await createPerson(admin.session, "member-idle");
+  const idleToken = await expectStatus(
+    call(`/v1/users/${idle.user.id}/tokens`, {
+      method: "POST",
+      token: idle.session,
+      body: { name: "automation", scopes: ["send", "manage"] },
+    }),
+    201,
+  );
+  await env.DB.prepare("update users set status = 'inactive' where id = ?")
+    .bind(idle.user.id)
+    .run();
   fixtures = {
+    inactiveOwnerToken: idleToken.secret,
     adminSession: admin.session,
     memberSession: member.session,
     sendOnlyToken: sendOnly.secret,
@@ -172,6 +187,17 @@ describe("every protected route", () => {
     for (const operation of operations) {
       await expectRefused(operation, { token: fixtures.appToken }, 403, "insufficient_scope");
       await expectRefused(operation, { token: fixtures.sendOnlyToken }, 403, "insufficient_scope");
+    }
+  });
+
+  it("answers 401 account_inactive to a genuine token whose owner is inactive", async () => {
+    for (const operation of operations) {
+      await expectRefused(
+        operation,
+        { token: fixtures.inactiveOwnerToken },
+        401,
+        "account_inactive",
+      );
     }
   });
 
