@@ -22,7 +22,12 @@ app.use(
       }),
   }),
 );
-app.use("/v1/*", secureHeaders());
+// The management API carries secrets in some answers: no caching anywhere, no sniffing.
+// It sends no CORS headers: it is for servers and scripts, and /docs is same-origin.
+app.use("/v1/*", secureHeaders(), async (c, next) => {
+  await next();
+  c.header("Cache-Control", "no-store");
+});
 app.use("*", async (c, next) => {
   c.set("services", {
     env: c.env,

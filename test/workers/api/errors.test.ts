@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { app } from "../../../src/app";
 import { PROBLEMS } from "../../../src/http/problems";
 import { ERROR_CODES } from "../../../src/shared/errors";
-import { bootstrapAdmin, call, expectStatus } from "../helpers";
+import { bootstrapAdmin, call, expectStatus, login } from "../helpers";
 
 describe("problem documents", () => {
   it("have one shape with a stable code and the request id", async () => {
@@ -107,5 +107,22 @@ describe("the OpenAPI document", () => {
         expect(problemStatuses, `${method} ${path}`).toContain("400");
       }
     }
+  });
+});
+
+describe("management API responses", () => {
+  it("carry security headers, forbid caching and allow no cross-origin use", async () => {
+    const session = await login("admin", "correct-horse-battery");
+    const res = await call("/v1/me", {
+      token: session,
+      headers: { Origin: "https://evil.example" },
+    });
+
+    expect(res.status).toBe(200);
+    expect(res.headers.get("X-Content-Type-Options")).toBe("nosniff");
+    expect(res.headers.get("X-Frame-Options")).toBe("SAMEORIGIN");
+    expect(res.headers.get("Strict-Transport-Security")).toContain("max-age=");
+    expect(res.headers.get("Cache-Control")).toBe("no-store");
+    expect(res.headers.get("Access-Control-Allow-Origin")).toBeNull();
   });
 });
