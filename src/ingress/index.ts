@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "../http/app-env";
 import { HttpProblem, problem } from "../http/problems";
 import {
@@ -26,58 +27,61 @@ interface Receipt {
   receivedAt: string;
 }
 
+/** Authenticates the sender; a failing store answers 503, never a misleading 401. */
+const authenticate = createMiddleware<AppEnv>(async (c, next) => {
+  const webhookId = c.req.param("webhookId") as string;
+  try {
+    c.set("sender", await authenticateSender(c, webhookId));
+  } catch (error) {
+    if (error instanceof HttpProblem) {
+      logDecision(c.get("requestId"), webhookId, error.code);
+      throw error;
+    }
+    log("error", "ingress.auth_lookup_failed", { webhookId, error: String(error) });
+    throw new HttpProblem("service_unavailable", "Authentication is unavailable; retry later.", {
+      headers: { "Retry-After": RETRY_AFTER_SECONDS },
+    });
+  }
+  await next();
+});
+
+/** Refuses bodies above `MAX_PAYLOAD_BYTES`, from `Content-Length` before reading them. */
+const limitBody = createMiddleware<AppEnv>((c, next) => {
+  const maxSize = c.get("services").config.maxPayloadBytes;
+  return bodyLimit({
+    maxSize,
+    onError: (c) => {
+      logDecision(c.get("requestId"), c.get("sender").webhookId, "payload_too_large");
+      return problem(c, "payload_too_large", `The body exceeds the limit of ${maxSize} bytes.`, {
+        extensions: { maxPayloadBytes: maxSize },
+      });
+    },
+  })(c, next);
+});
+
 export const ingress = new Hono<AppEnv>();
 
-ingress.post(
-  "/hooks/:webhookId",
-  async (c, next) => {
-    const webhookId = c.req.param("webhookId");
-    try {
-      c.set("sender", await authenticateSender(c, webhookId));
-    } catch (error) {
-      if (error instanceof HttpProblem) {
-        logDecision(c.get("requestId"), webhookId, error.code);
-        throw error;
-      }
-      // A store that fails must never look like a bad credential to the sender.
-      log("error", "ingress.auth_lookup_failed", { webhookId, error: String(error) });
-      throw new HttpProblem("service_unavailable", "Authentication is unavailable; retry later.", {
-        headers: { "Retry-After": RETRY_AFTER_SECONDS },
-      });
-    }
-    await next();
-  },
-  (c, next) => {
-    const maxSize = c.get("services").config.maxPayloadBytes;
-    return bodyLimit({
-      maxSize,
-      onError: (c) =>
-        problem(c, "payload_too_large", `The body exceeds the limit of ${maxSize} bytes.`, {
-          extensions: { maxPayloadBytes: maxSize },
-        }),
-    })(c, next);
-  },
-  async (c) => {
-    const sender = c.get("sender");
-    const idempotencyKey = c.req.header("Idempotency-Key") ?? null;
-    if (idempotencyKey !== null && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
-      throw new HttpProblem(
-        "invalid_request",
-        "Idempotency-Key must be 1 to 255 printable ASCII characters.",
-      );
-    }
+ingress.post("/hooks/:webhookId", authenticate, limitBody, async (c) => {
+  const sender = c.get("sender");
+  const idempotencyKey = c.req.header("Idempotency-Key") ?? null;
+  if (idempotencyKey !== null && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
+    logDecision(c.get("requestId"), sender.webhookId, "invalid_request");
+    throw new HttpProblem(
+      "invalid_request",
+      "Idempotency-Key must be 1 to 255 printable ASCII characters.",
+    );
+  }
 
-    const receipt = await accept(c.env, sender, {
-      idempotencyKey,
-      contentType: c.req.header("Content-Type") ?? null,
-      bytes: new Uint8Array(await c.req.arrayBuffer()),
-      receivedAt: c.get("services").now,
-    });
+  const receipt = await accept(c.env, sender, {
+    idempotencyKey,
+    contentType: c.req.header("Content-Type") ?? null,
+    bytes: new Uint8Array(await c.req.arrayBuffer()),
+    receivedAt: c.get("services").now,
+  });
 
-    logDecision(c.get("requestId"), sender.webhookId, "accepted", sender.facts.tokenId);
-    return c.json(receipt, 202);
-  },
-);
+  logDecision(c.get("requestId"), sender.webhookId, "accepted", sender.facts.tokenId);
+  return c.json(receipt, 202);
+});
 
 interface Payload {
   idempotencyKey: string | null;
