@@ -1,6 +1,6 @@
 import { rmSync } from "node:fs";
 import type { TestProject } from "vitest/node";
-import { makeRunDir, startServer, stopLeftoverServers } from "./server";
+import { makeRunDir, type Server, startServer, stopLeftoverServers } from "./server";
 
 /**
  * Starts the `wrangler dev` that the test files share, in a fresh run directory under
@@ -10,9 +10,10 @@ import { makeRunDir, startServer, stopLeftoverServers } from "./server";
  */
 export default async function setup(project: TestProject) {
   const runDir = makeRunDir();
+  let server: Server | undefined;
   const teardown = async () => {
+    await server?.stop({ remove: false });
     const leftovers = await stopLeftoverServers(runDir);
-    for (const dir of leftovers) console.warn(`Stopped a server left running in ${dir}`);
     // `state` is marked experimental in vitest; it is pinned, and this only decides cleanup.
     const failed = project.vitest.state.getCountOfFailedTests() > 0 || leftovers.length > 0;
     if (failed || process.env.E2E_KEEP_STATE === "1") {
@@ -20,10 +21,16 @@ export default async function setup(project: TestProject) {
     } else {
       rmSync(runDir, { recursive: true, force: true });
     }
+    // A file that leaves its server running has a teardown bug: that fails the run (vitest
+    // only logs an error thrown here).
+    if (leftovers.length > 0) {
+      console.error(`A test file left servers running; stopped them: ${leftovers.join(", ")}`);
+      process.exitCode = 1;
+    }
   };
 
   try {
-    const server = await startServer({ parentDir: runDir, label: "shared" });
+    server = await startServer({ parentDir: runDir, label: "shared" });
     project.provide("baseUrl", server.baseUrl);
     project.provide("bootstrapToken", server.bootstrapToken);
     project.provide("wranglerLogPath", server.logPath);
