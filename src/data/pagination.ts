@@ -1,3 +1,5 @@
+import { and, eq, gt, lt, or, type SQL } from "drizzle-orm";
+import type { SQLiteColumn } from "drizzle-orm/sqlite-core";
 import { DomainError } from "../shared/errors";
 
 /** A position in a list ordered by (time, id): opaque to clients, base64url JSON to us. */
@@ -47,4 +49,20 @@ export function toPage<Row, Item>(
     items: visible.map(present),
     nextCursor: rows.length > limit && last ? encodeCursor(position(last)) : null,
   };
+}
+
+/**
+ * The rows after `cursor` in a list ordered by (time, id), ascending or descending; no
+ * condition on the first page. Ties on time are broken by id, so no row is skipped.
+ */
+export function afterCursor(
+  cursor: Cursor | null,
+  time: SQLiteColumn,
+  id: SQLiteColumn,
+  order: "asc" | "desc",
+): SQL | undefined {
+  if (!cursor) return undefined;
+  const beyond = order === "asc" ? gt : lt;
+  const at = new Date(cursor.at);
+  return or(beyond(time, at), and(eq(time, at), beyond(id, cursor.id)));
 }

@@ -1,6 +1,6 @@
-import { and, desc, eq, lt, or } from "drizzle-orm";
+import { desc } from "drizzle-orm";
 import type { Database } from "../data/db";
-import { decodeCursor, toPage } from "../data/pagination";
+import { afterCursor, decodeCursor, toPage } from "../data/pagination";
 import { type AuditEntry, auditLog } from "../data/schema";
 import { newId } from "../shared/ids";
 
@@ -30,14 +30,7 @@ export async function listAudit(db: Database, query: { limit: number; cursor?: s
   const rows = await db
     .select()
     .from(auditLog)
-    .where(
-      cursor
-        ? or(
-            lt(auditLog.at, new Date(cursor.at)),
-            and(eq(auditLog.at, new Date(cursor.at)), lt(auditLog.id, cursor.id)),
-          )
-        : undefined,
-    )
+    .where(afterCursor(cursor, auditLog.at, auditLog.id, "desc"))
     .orderBy(desc(auditLog.at), desc(auditLog.id))
     .limit(query.limit + 1);
   return toPage(

@@ -1,5 +1,5 @@
-import { and, desc, eq, lt, or } from "drizzle-orm";
-import { decodeCursor, encodeCursor, type Page } from "../data/pagination";
+import { and, desc, eq } from "drizzle-orm";
+import { afterCursor, decodeCursor, encodeCursor, type Page } from "../data/pagination";
 import { type Event, events, webhooks } from "../data/schema";
 import { decodeBody, type EventEnvelope, encodeBodyAs } from "../queue/envelope";
 import { DomainError, notFound } from "../shared/errors";
@@ -33,12 +33,7 @@ export async function listEvents(
     .where(
       and(
         eq(events.webhookId, webhookId),
-        cursor
-          ? or(
-              lt(events.receivedAt, new Date(cursor.at)),
-              and(eq(events.receivedAt, new Date(cursor.at)), lt(events.id, cursor.id)),
-            )
-          : undefined,
+        afterCursor(cursor, events.receivedAt, events.id, "desc"),
       ),
     )
     .orderBy(desc(events.receivedAt), desc(events.id))

@@ -1,7 +1,7 @@
 import { and, asc, eq, gt, isNull, or } from "drizzle-orm";
 import { purgeTokenFacts } from "../auth/decision-cache";
 import { generateToken, type TokenKind } from "../auth/tokens";
-import { decodeCursor, toPage } from "../data/pagination";
+import { afterCursor, decodeCursor, toPage } from "../data/pagination";
 import { type Token, tokens, users } from "../data/schema";
 import { DomainError, notFound } from "../shared/errors";
 import { newId } from "../shared/ids";
@@ -103,12 +103,7 @@ export async function listUserTokens(
       and(
         eq(tokens.userId, userId),
         query.kind ? eq(tokens.kind, query.kind) : undefined,
-        cursor
-          ? or(
-              gt(tokens.createdAt, new Date(cursor.at)),
-              and(eq(tokens.createdAt, new Date(cursor.at)), gt(tokens.id, cursor.id)),
-            )
-          : undefined,
+        afterCursor(cursor, tokens.createdAt, tokens.id, "asc"),
       ),
     )
     .orderBy(asc(tokens.createdAt), asc(tokens.id))

@@ -1,6 +1,6 @@
-import { and, asc, count, eq, gt, isNull, lt, ne, or, sql } from "drizzle-orm";
+import { and, asc, count, eq, isNull, lt, ne, sql } from "drizzle-orm";
 import { hashPassword, verifyPassword } from "../auth/passwords";
-import { decodeCursor, toPage } from "../data/pagination";
+import { afterCursor, decodeCursor, toPage } from "../data/pagination";
 import { tokens, type User, users, webhooks } from "../data/schema";
 import { InvocationBudget } from "../lifecycle/budget";
 import { purgeAccountFacts } from "../lifecycle/purge";
@@ -163,12 +163,7 @@ export async function listUsers(ctx: ServiceContext, filters: UserFilters) {
   const conditions = [
     filters.status ? eq(users.status, filters.status) : undefined,
     filters.kind ? eq(users.kind, filters.kind) : undefined,
-    cursor
-      ? or(
-          gt(users.createdAt, new Date(cursor.at)),
-          and(eq(users.createdAt, new Date(cursor.at)), gt(users.id, cursor.id)),
-        )
-      : undefined,
+    afterCursor(cursor, users.createdAt, users.id, "asc"),
   ];
   if (filters.idleWithinDays !== undefined) {
     // Active accounts whose projected inactivity falls within the window.

@@ -1,7 +1,7 @@
-import { and, asc, eq, gt, inArray, isNull, or, sql } from "drizzle-orm";
+import { and, asc, eq, inArray, isNull, or, sql } from "drizzle-orm";
 import { purgeTokenFacts, purgeWebhookFacts } from "../auth/decision-cache";
 import type { Config } from "../config";
-import { decodeCursor, encodeCursor, toPage } from "../data/pagination";
+import { afterCursor, decodeCursor, encodeCursor, toPage } from "../data/pagination";
 import { type Token, tokens, type User, users, type Webhook, webhooks } from "../data/schema";
 import { DomainError, notFound } from "../shared/errors";
 import { newId } from "../shared/ids";
@@ -150,12 +150,7 @@ export async function listWebhooks(
     .where(
       and(
         isAdmin(actor) ? undefined : eq(webhooks.ownerId, actor.user.id),
-        cursor
-          ? or(
-              gt(webhooks.createdAt, new Date(cursor.at)),
-              and(eq(webhooks.createdAt, new Date(cursor.at)), gt(webhooks.id, cursor.id)),
-            )
-          : undefined,
+        afterCursor(cursor, webhooks.createdAt, webhooks.id, "asc"),
       ),
     )
     .orderBy(asc(webhooks.createdAt), asc(webhooks.id))
@@ -265,14 +260,7 @@ export async function listAtRisk(
   const rows = await ctx.db
     .select()
     .from(webhooks)
-    .where(
-      cursor
-        ? or(
-            gt(webhooks.createdAt, new Date(cursor.at)),
-            and(eq(webhooks.createdAt, new Date(cursor.at)), gt(webhooks.id, cursor.id)),
-          )
-        : undefined,
-    )
+    .where(afterCursor(cursor, webhooks.createdAt, webhooks.id, "asc"))
     .orderBy(asc(webhooks.createdAt), asc(webhooks.id))
     .limit(query.limit + 1);
   const scanned = rows.slice(0, query.limit);

@@ -268,7 +268,7 @@ function credential(role: Role): string | undefined {
   }[role];
 }
 
-describe("the authorization matrix", () => {
+describe("the authorization matrix", { timeout: 60_000 }, () => {
   it("covers every operation of the OpenAPI document", async () => {
     const document = await expectStatus(call("/v1/openapi.json"), 200);
     const documented = Object.entries(document.paths as Record<string, object>)

@@ -28,7 +28,7 @@ const headerValue = fc
   )
   .map((value) => value.trim());
 
-describe("the ingress, fed arbitrary credentials", () => {
+describe("the ingress, fed arbitrary credentials", { timeout: 120_000 }, () => {
   it("never answers 5xx and never accepts a credential that is not genuine", async () => {
     await fc.assert(
       fc.asyncProperty(
@@ -81,7 +81,7 @@ async function operations(): Promise<Operation[]> {
   );
 }
 
-describe("the management API, fed arbitrary input", () => {
+describe("the management API, fed arbitrary input", { timeout: 120_000 }, () => {
   it("answers every body with a status below 500", async () => {
     const all = await operations();
     const withBodies = all.filter((operation) => !["GET", "DELETE"].includes(operation.method));
