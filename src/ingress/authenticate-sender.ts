@@ -100,7 +100,8 @@ export async function authenticateSender(c: Context<AppEnv>, webhookId: string):
   if (!facts.ownerActive) {
     throw refuse(
       "account_inactive",
-      "The account that owns this token is inactive after a long idle period; an admin can reactivate it.",
+      "The account that owns this token is inactive after a long idle period; " +
+        "an admin can reactivate it.",
       credential.scheme,
       "invalid_token",
     );

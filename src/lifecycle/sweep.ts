@@ -59,7 +59,8 @@ export async function flagIdlePage(
           targetId: users.id,
           details: sql<string>`json_object(
             'username', ${users.username},
-            'lastActiveAt', strftime('%Y-%m-%dT%H:%M:%fZ', ${users.lastActiveAt} / 1000.0, 'unixepoch'),
+            'lastActiveAt',
+              strftime('%Y-%m-%dT%H:%M:%fZ', ${users.lastActiveAt} / 1000.0, 'unixepoch'),
             'inactivityDays', ${inactivityDays})`.as("details"),
         })
         .from(users)

@@ -24,7 +24,8 @@ const STORE_EVENT = `
     and (?6 is null or not exists (
       select 1 from events
       where webhook_id = ?2 and idempotency_key = ?6 and id != ?1
-        and received_at > ?5 - ${IDEMPOTENCY_WINDOW_MS} and received_at < ?5 + ${IDEMPOTENCY_WINDOW_MS}))
+        and received_at > ?5 - ${IDEMPOTENCY_WINDOW_MS}
+        and received_at < ?5 + ${IDEMPOTENCY_WINDOW_MS}))
   on conflict (id) do update set status = 'stored', attempts = excluded.attempts, last_error = null
     where events.status = 'dead' and excluded.status = 'stored'`;
 
@@ -134,7 +135,8 @@ async function recordActivity(env: Env, envelopes: EventEnvelope[]) {
     ),
     ...[...latestByToken].map(([id, at]) =>
       env.DB.prepare(
-        "update tokens set last_used_at = ?1 where id = ?2 and (last_used_at is null or last_used_at <= ?1 - ?3)",
+        "update tokens set last_used_at = ?1 " +
+          "where id = ?2 and (last_used_at is null or last_used_at <= ?1 - ?3)",
       ).bind(at, id, interval),
     ),
   ];

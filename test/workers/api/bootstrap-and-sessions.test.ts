@@ -37,7 +37,7 @@ describe("POST /v1/bootstrap", () => {
     ]);
   });
 
-  it("creates the first admin once, with a session and a send+manage integration token", async () => {
+  it("creates the first admin once, with a session and a send+manage token", async () => {
     const admin = await bootstrapAdmin();
 
     expect(admin.session).toMatch(/^hgs_/);

@@ -113,7 +113,7 @@ describe("reading webhooks", () => {
     await expectStatus(call(`/v1/webhooks/${others.webhook.id}`, { token: member.session }), 404);
   });
 
-  it("lists every credential that opens it, with owners, and warns of person-only health", async () => {
+  it("lists the credentials that open it, and warns of person-only health", async () => {
     const created = await createWebhook(member.session);
 
     const webhook = await expectStatus(

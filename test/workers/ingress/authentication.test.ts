@@ -58,7 +58,7 @@ describe("accepting a payload", () => {
     expect(res.status).toBe(202);
   });
 
-  it("accepts an integration token with send on every webhook, in the webhook's scheme", async () => {
+  it("accepts a sending integration token on every webhook, in its scheme", async () => {
     const service = await createService(admin.session, "many-hooks");
     const token = await expectStatus(
       call(`/v1/users/${service.id}/tokens`, {
@@ -103,7 +103,8 @@ describe("refusing a caller", () => {
   it("answers every invalid credential the same way", async () => {
     const unknown = (await generateToken("app")).secret;
     const session = (await generateToken("session")).secret;
-    const badChecksum = `${bearerHook.token.secret.slice(0, -1)}${bearerHook.token.secret.endsWith("A") ? "B" : "A"}`;
+    const secret = bearerHook.token.secret;
+    const badChecksum = `${secret.slice(0, -1)}${secret.endsWith("A") ? "B" : "A"}`;
     const revoked = await createWebhook(member.session);
     await expectStatus(
       call(`/v1/tokens/${revoked.token.id}`, { method: "DELETE", token: member.session }),
@@ -233,7 +234,7 @@ describe("refusing a caller", () => {
 });
 
 describe("rate limiting", () => {
-  it("refuses a client after too many uncached attempts, but never a cached genuine token", async () => {
+  it("refuses a client after many uncached attempts, never a cached genuine token", async () => {
     const client = { "CF-Connecting-IP": "203.0.113.99" };
     const warm = await send(bearerHook.webhook.id, {
       authorization: bearerHook.credentials.authorization,

@@ -136,7 +136,7 @@ describe("auth decisions", () => {
 });
 
 describe("faults", () => {
-  it("answer 503 with Retry-After and store nothing when the queue refuses the message", async () => {
+  it("answer 503 with Retry-After when the queue refuses the message", async () => {
     const live = await createWebhook(admin.session);
     const { env: base } = instrumentedEnv();
     const failing = {

@@ -94,7 +94,7 @@ describe("payloads are carried unchanged", () => {
     expect(await listed(empty.id)).toMatchObject({ body: "", bodySize: 0 });
   });
 
-  it("puts a body too large for a queue message in R2 first, and reads it back exactly", async () => {
+  it("puts a body too large for a message in R2 first, and reads it back exactly", async () => {
     const bytes = randomBytes(300 * 1024);
 
     const receipt = await accept(bytes, "application/pdf");

@@ -64,7 +64,7 @@ async function tokenHash(id: string) {
 }
 
 describe("the idle sweep", () => {
-  it("switches off an idle person with its tokens, and reactivation brings the same tokens back", async () => {
+  it("switches off an idle person's tokens; reactivation brings the same ones back", async () => {
     const person = await createPerson(admin.session, "idle-ida");
     const hook = await createWebhook(person.session);
     const authorization = hook.credentials.authorization;
@@ -230,7 +230,7 @@ describe("deleting an account", () => {
 });
 
 describe("webhook health", () => {
-  it("warns before an owner goes idle and clears once a service account holds the token", async () => {
+  it("warns before an owner goes idle, and clears once a service account holds it", async () => {
     const person = await createPerson(admin.session, "soon-idle");
     const hook = await createWebhook(person.session);
     await setLastActive(person.user.id, Date.now() - 50 * DAY);

@@ -73,10 +73,11 @@ interface Operation {
 async function operations(): Promise<Operation[]> {
   const res = await call("/v1/openapi.json");
   const document = (await res.json()) as { paths: Record<string, Record<string, unknown>> };
+  const webhookId = bearerHook.webhook.id;
   return Object.entries(document.paths).flatMap(([path, item]) =>
     Object.keys(item).map((method) => ({
       method: method.toUpperCase(),
-      path: `/v1${path.replace("{id}", path.startsWith("/users") ? admin.user.id : bearerHook.webhook.id)}`,
+      path: `/v1${path.replace("{id}", path.startsWith("/users") ? admin.user.id : webhookId)}`,
     })),
   );
 }
