@@ -64,7 +64,7 @@ const payloads: Payload[] = [
     name: "JSON",
     contentType: "application/json",
     bytes: Buffer.from(
-      JSON.stringify({ email: "zoë@example.com", tags: ["lead", "vip"], score: 4.5, note: "🚀" }),
+      JSON.stringify({ email: "zoë@example.com", tags: ["lead", "vip"], note: "🚀" }),
     ),
   },
   {
