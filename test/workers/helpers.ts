@@ -158,3 +158,25 @@ export async function waitForStoredEvent(eventId: string, timeoutMs = 15_000) {
   }
   throw new Error(`Event ${eventId} was not stored within ${timeoutMs} ms`);
 }
+
+/** The stored SHA-256 of a token, which keys its cached facts. */
+export async function tokenHash(tokenId: string): Promise<string> {
+  const row = await env.DB.prepare("select hash from tokens where id = ?")
+    .bind(tokenId)
+    .first<{ hash: string }>();
+  if (!row) throw new Error(`No token ${tokenId}`);
+  return row.hash;
+}
+
+/** Sets an account's last activity, as if it had been idle since then. */
+export async function setLastActive(userId: string, at: number): Promise<void> {
+  await env.DB.prepare("update users set last_active_at = ? where id = ?").bind(at, userId).run();
+}
+
+/**
+ * Switches an account off in D1 only, without the sweep's cache purge: for tests whose
+ * tokens were never used, so that nothing is cached yet.
+ */
+export async function markInactive(userId: string): Promise<void> {
+  await env.DB.prepare("update users set status = 'inactive' where id = ?").bind(userId).run();
+}

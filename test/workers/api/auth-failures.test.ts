@@ -1,4 +1,3 @@
-import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { generateToken } from "../../../src/auth/tokens";
 import {
@@ -7,6 +6,7 @@ import {
   createPerson,
   createWebhook,
   expectStatus,
+  markInactive,
   send,
   tableCounts,
   waitForStoredEvent,
@@ -74,9 +74,7 @@ beforeAll(async () => {
     }),
     201,
   );
-  await env.DB.prepare("update users set status = 'inactive' where id = ?")
-    .bind(idle.user.id)
-    .run();
+  await markInactive(idle.user.id);
   fixtures = {
     inactiveOwnerToken: idleToken.secret,
     adminSession: admin.session,

@@ -10,6 +10,7 @@ import {
   createService,
   createWebhook,
   expectStatus,
+  setLastActive,
 } from "../helpers";
 
 type Role = "anonymous" | "junk" | "inactiveSession" | "member" | "owner" | "admin";
@@ -198,9 +199,7 @@ beforeAll(async () => {
   ownerToken = automation.secret;
   const idle = await createPerson(admin.session, "matrix-idle");
   inactiveSession = idle.session;
-  await env.DB.prepare("update users set last_active_at = ? where id = ?")
-    .bind(Date.now() - 61 * 86_400_000, idle.user.id)
-    .run();
+  await setLastActive(idle.user.id, Date.now() - 61 * 86_400_000);
   await worker.scheduled(
     createScheduledController({ scheduledTime: Date.now(), cron: "17 * * * *" }),
     env,

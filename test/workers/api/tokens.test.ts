@@ -1,7 +1,15 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { tokenCacheKey } from "../../../src/auth/decision-cache";
-import { bootstrapAdmin, call, createPerson, createService, expectStatus } from "../helpers";
+import {
+  bootstrapAdmin,
+  call,
+  createPerson,
+  createService,
+  expectStatus,
+  markInactive,
+  tokenHash,
+} from "../helpers";
 
 let admin: Awaited<ReturnType<typeof bootstrapAdmin>>;
 let member: Awaited<ReturnType<typeof createPerson>>;
@@ -24,13 +32,6 @@ async function createIntegration(
     }),
     201,
   );
-}
-
-async function tokenHash(id: string) {
-  const row = await env.DB.prepare("select hash from tokens where id = ?")
-    .bind(id)
-    .first<{ hash: string }>();
-  return row?.hash as string;
 }
 
 describe("integration tokens", () => {
@@ -210,7 +211,7 @@ describe("POST /v1/tokens/{id}/transfer", () => {
 
   it("refuses an inactive or unknown target", async () => {
     const idle = await createService(admin.session, "idle-target");
-    await env.DB.prepare("update users set status = 'inactive' where id = ?").bind(idle.id).run();
+    await markInactive(idle.id);
     const token = await createIntegration(member.session, member.user.id);
 
     const inactive = await expectStatus(

@@ -8,6 +8,7 @@ import {
   createWebhook,
   expectStatus,
   login,
+  setLastActive,
 } from "../helpers";
 
 let admin: Awaited<ReturnType<typeof bootstrapAdmin>>;
@@ -94,9 +95,7 @@ describe("accounts", () => {
   it("filters accounts that go idle within a number of days", async () => {
     const idle = await createService(admin.session, "nearly-idle");
     const fiftyFiveDaysAgo = Date.now() - 55 * 86_400_000;
-    await env.DB.prepare("update users set last_active_at = ? where id = ?")
-      .bind(fiftyFiveDaysAgo, idle.id)
-      .run();
+    await setLastActive(idle.id, fiftyFiveDaysAgo);
 
     const soon = await expectStatus(
       call("/v1/users?idleWithinDays=7", { token: admin.session }),
@@ -211,9 +210,7 @@ describe("activity", () => {
   it("counts a management call, writing at most once per interval", async () => {
     const member = await createPerson(admin.session, "active-one");
     const longAgo = Date.now() - 10 * 86_400_000;
-    await env.DB.prepare("update users set last_active_at = ? where id = ?")
-      .bind(longAgo, member.user.id)
-      .run();
+    await setLastActive(member.user.id, longAgo);
 
     await expectStatus(call("/v1/me", { token: member.session }), 200);
     const first = await lastActive(member.user.id);

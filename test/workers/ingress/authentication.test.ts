@@ -9,6 +9,7 @@ import {
   createService,
   createWebhook,
   expectStatus,
+  markInactive,
   send,
   waitForStoredEvent,
 } from "../helpers";
@@ -152,9 +153,7 @@ describe("refusing a caller", () => {
   it("tells a genuine holder that its account is inactive", async () => {
     const leaver = await createPerson(admin.session, "gone-idle");
     const hook = await createWebhook(leaver.session);
-    await env.DB.prepare("update users set status = 'inactive' where id = ?")
-      .bind(leaver.user.id)
-      .run();
+    await markInactive(leaver.user.id);
 
     const res = await refusal(
       await send(hook.webhook.id, { authorization: hook.credentials.authorization }),

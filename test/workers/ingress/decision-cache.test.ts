@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { tokenCacheKey, tokenFactsCache } from "../../../src/auth/decision-cache";
 import { generateToken } from "../../../src/auth/tokens";
-import { bootstrapAdmin, call, createWebhook, expectStatus, send } from "../helpers";
+import { bootstrapAdmin, call, createWebhook, expectStatus, send, tokenHash } from "../helpers";
 import { instrumentedEnv } from "../support/instrumented-env";
 
 let admin: Awaited<ReturnType<typeof bootstrapAdmin>>;
@@ -12,13 +12,6 @@ beforeAll(async () => {
   admin = await bootstrapAdmin();
   hook = await createWebhook(admin.session);
 });
-
-async function tokenHash(id: string) {
-  const row = await env.DB.prepare("select hash from tokens where id = ?")
-    .bind(id)
-    .first<{ hash: string }>();
-  return row?.hash as string;
-}
 
 describe("auth decisions", () => {
   it("read no D1 row on a warm request", async () => {

@@ -10,7 +10,10 @@ import {
   createService,
   createWebhook,
   expectStatus,
+  markInactive,
   send,
+  setLastActive,
+  tokenHash,
 } from "../helpers";
 
 const DAY = 86_400_000;
@@ -48,19 +51,8 @@ async function sweepAt(time: number) {
   );
 }
 
-async function setLastActive(userId: string, at: number) {
-  await env.DB.prepare("update users set last_active_at = ? where id = ?").bind(at, userId).run();
-}
-
 async function account(id: string) {
   return expectStatus(call(`/v1/users/${id}`, { token: admin.session }), 200);
-}
-
-async function tokenHash(id: string) {
-  const row = await env.DB.prepare("select hash from tokens where id = ?")
-    .bind(id)
-    .first<{ hash: string }>();
-  return row?.hash as string;
 }
 
 describe("the idle sweep", () => {
@@ -274,9 +266,7 @@ describe("webhook health", () => {
   it("calls a webhook broken once its only credential's owner is inactive", async () => {
     const person = await createPerson(admin.session, "broken-bo");
     const hook = await createWebhook(person.session);
-    await env.DB.prepare("update users set status = 'inactive' where id = ?")
-      .bind(person.user.id)
-      .run();
+    await markInactive(person.user.id);
 
     const webhook = await expectStatus(
       call(`/v1/webhooks/${hook.webhook.id}`, { token: admin.session }),

@@ -5,7 +5,7 @@ import worker from "../../../src/index";
 import { retryDelaySeconds } from "../../../src/queue/consumer";
 import type { EventEnvelope } from "../../../src/queue/envelope";
 import { newId } from "../../../src/shared/ids";
-import { bootstrapAdmin, call, createWebhook, expectStatus } from "../helpers";
+import { bootstrapAdmin, call, createWebhook, expectStatus, setLastActive } from "../helpers";
 
 let admin: Awaited<ReturnType<typeof bootstrapAdmin>>;
 let hook: Awaited<ReturnType<typeof createWebhook>>;
@@ -128,9 +128,7 @@ describe("the events consumer", () => {
 
   it("records a webhook call as activity at most once per interval", async () => {
     const longAgo = Date.now() - 30 * 86_400_000;
-    await env.DB.prepare("update users set last_active_at = ? where id = ?")
-      .bind(longAgo, admin.user.id)
-      .run();
+    await setLastActive(admin.user.id, longAgo);
     await env.DB.prepare("update tokens set last_used_at = null where id = ?")
       .bind(hook.token.id)
       .run();
