@@ -283,23 +283,14 @@ export async function reactivateUser(ctx: ServiceContext, actor: Actor, id: stri
   const user = await findUser(ctx, id);
   if (!user) throw notFound("This account");
 
-  const reactivated: User = {
-    ...user,
-    status: "active",
+  const changes = {
+    status: "active" as const,
     lastActiveAt: ctx.now,
     deactivatedAt: null,
     purgeRequestedAt: ctx.now,
   };
   await ctx.db.batch([
-    ctx.db
-      .update(users)
-      .set({
-        status: "active",
-        lastActiveAt: ctx.now,
-        deactivatedAt: null,
-        purgeRequestedAt: ctx.now,
-      })
-      .where(eq(users.id, id)),
+    ctx.db.update(users).set(changes).where(eq(users.id, id)),
     auditInsert(ctx.db, ctx.now, {
       actorId: actor.user.id,
       action: "user.reactivated",
@@ -310,7 +301,7 @@ export async function reactivateUser(ctx: ServiceContext, actor: Actor, id: stri
   ]);
   const purged = await purgeAccountFacts(ctx.env, ctx.db, new InvocationBudget(100, 500), id);
   if (!purged) await ctx.env.JOBS.send({ type: "lifecycle" });
-  return { ...reactivated, purgeRequestedAt: purged ? null : ctx.now };
+  return { ...user, ...changes, purgeRequestedAt: purged ? null : ctx.now };
 }
 
 /**
