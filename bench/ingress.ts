@@ -1,0 +1,293 @@
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { type LoadResult, mergeLoad, quantile, runLoad, type Shot } from "./load.ts";
+import { ROOT, startDevServer } from "./processes.ts";
+import { badChecksumToken, checksumMatches, garbageToken } from "./tokens.ts";
+
+export interface LoadSettings {
+  rounds: number;
+  secondsPerRound: number;
+  connections: number;
+  coldTokens: number;
+}
+
+export interface ScenarioFigures {
+  name: string;
+  /** Answers with an expected status per second; failures never count. */
+  requestsPerSecond: number;
+  p50Ms: number | null;
+  p99Ms: number | null;
+  /** Each round's rate, to show the spread. */
+  roundRates: number[];
+  statuses: Record<number, number>;
+  unexpected: Record<number, number>;
+  errors: number;
+}
+
+export interface IngressFigures {
+  /** The address the Worker sees as `CF-Connecting-IP` when a client sends none. */
+  clientAddressSeen: string;
+  /**
+   * How often `wrangler dev` rebuilt hookgate during the run because a file in `src/`
+   * changed: each rebuild empties the isolate's caches, so the figures are then suspect.
+   */
+  reloads: number;
+  scenarios: ScenarioFigures[];
+}
+
+interface Scenario {
+  name: string;
+  target: "hookgate" | "bare";
+  expected: readonly number[];
+  shot: (index: number) => Shot;
+  /** Requests per round for a scenario bounded by count (each cold token is used once). */
+  perRound?: number;
+  /** Runs for half a round: it explains the main figures rather than being one. */
+  secondary?: boolean;
+  /** False when a warm-up would spend the rate limiter's budget before the rounds. */
+  warmUp?: boolean;
+}
+
+/** The scenarios the targets compare. */
+export const BARE = "bare Worker (enqueue only)";
+export const WARM_BEARER = "warm, Bearer";
+export const WARM_BASIC = "warm, Basic";
+
+/** A small JSON delivery, the same for every scenario. */
+const PAYLOAD = JSON.stringify({
+  type: "order.created",
+  id: "ord_0000000001",
+  amount: { value: 4200, currency: "EUR" },
+  customer: { id: "cus_0000000001", email: "someone@example.com" },
+  items: [{ sku: "SKU-1", quantity: 2 }],
+});
+const WARM_UP_MS = 1_000;
+
+/**
+ * Runs hookgate and the bare Worker side by side under `wrangler dev`, prepares hookgate's
+ * webhooks and tokens over its API, then loads each scenario in alternating rounds.
+ */
+export async function measureIngress(dir: string, settings: LoadSettings): Promise<IngressFigures> {
+  const bootstrapToken = randomBytes(32).toString("base64url");
+  const [hookgate, bare] = await Promise.all([
+    startDevServer({
+      label: "hookgate",
+      dir,
+      configPath: join(ROOT, "wrangler.toml"),
+      vars: { BOOTSTRAP_TOKEN: bootstrapToken },
+      migrate: true,
+      isReady: async (url) => (await fetch(`${url}/v1/openapi.json`)).status === 200,
+    }),
+    startDevServer({
+      label: "bare",
+      dir,
+      configPath: join(ROOT, "bench", "bare", "wrangler.toml"),
+      isReady: async (url) => (await fetch(url, { method: "POST", body: "{}" })).status === 202,
+    }),
+  ]);
+  try {
+    const seen = await fetch(bare.baseUrl, { method: "POST", body: "{}" });
+    const clientAddressSeen = seen.headers.get("X-Client-Address") ?? "";
+    const scenarios = await prepareScenarios(hookgate.baseUrl, bootstrapToken, settings);
+    const baseUrls = { hookgate: hookgate.baseUrl, bare: bare.baseUrl };
+    const figures = await loadInRounds(scenarios, baseUrls, settings);
+    const reloads =
+      readFileSync(hookgate.logPath, "utf8").split("Reloading local server").length - 1;
+    return { clientAddressSeen, reloads, scenarios: figures };
+  } finally {
+    await Promise.all([hookgate.stop(), bare.stop()]);
+  }
+}
+
+/** Creates the first admin, a Bearer and a Basic webhook, and the tokens for the cold path. */
+async function prepareScenarios(
+  baseUrl: string,
+  bootstrapToken: string,
+  settings: LoadSettings,
+): Promise<Scenario[]> {
+  const admin = await postJson(baseUrl, "/v1/bootstrap", bootstrapToken, {
+    username: "bench-admin",
+    password: randomBytes(18).toString("base64url"),
+  });
+  if (!checksumMatches(admin.integrationToken.secret)) {
+    throw new Error("bench/tokens.ts no longer computes hookgate's token checksum");
+  }
+  const session: string = admin.sessionToken;
+  const bearer = await postJson(baseUrl, "/v1/webhooks", session, {
+    name: "bench bearer",
+    authMethod: "bearer",
+  });
+  const basic = await postJson(baseUrl, "/v1/webhooks", session, {
+    name: "bench basic",
+    authMethod: "basic",
+  });
+  const coldAuthorizations: string[] = [];
+  for (let i = 0; i < settings.coldTokens; i++) {
+    const issued = await postJson(baseUrl, `/v1/webhooks/${bearer.webhook.id}/tokens`, session, {
+      name: `cold ${i}`,
+    });
+    coldAuthorizations.push(issued.credentials.authorization);
+  }
+
+  // Under `wrangler dev` every caller is 127.0.0.1 unless it sends `CF-Connecting-IP`
+  // itself (the edge would overwrite it). Scenarios that stand for many senders send one
+  // address per request, so the limiter's per-client budget does not throttle the path.
+  let addresses = 0;
+  const nextAddress = () => {
+    const n = addresses++;
+    return `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
+  };
+  const toHook = (id: string, authorization: string, client?: string): Shot => ({
+    path: `/hooks/${id}`,
+    headers: {
+      Authorization: authorization,
+      "Content-Type": "application/json",
+      ...(client && { "CF-Connecting-IP": client }),
+    },
+    body: PAYLOAD,
+  });
+  const bearerHook = bearer.webhook.id as string;
+  let coldUsed = 0;
+  return [
+    {
+      name: BARE,
+      target: "bare",
+      expected: [202],
+      shot: () => ({ path: "/", headers: { "Content-Type": "application/json" }, body: PAYLOAD }),
+    },
+    {
+      name: "bare Worker + one log line",
+      target: "bare",
+      expected: [202],
+      shot: () => ({
+        path: "/log",
+        headers: { "Content-Type": "application/json" },
+        body: PAYLOAD,
+      }),
+      secondary: true,
+    },
+    {
+      name: WARM_BEARER,
+      target: "hookgate",
+      expected: [202],
+      shot: () => toHook(bearerHook, bearer.credentials.authorization),
+    },
+    {
+      name: WARM_BASIC,
+      target: "hookgate",
+      expected: [202],
+      shot: () => toHook(basic.webhook.id, basic.credentials.authorization),
+    },
+    {
+      // Hono and the app-wide middleware, then the not-found answer: no ingress code at all.
+      name: "no such route (404)",
+      target: "hookgate",
+      expected: [404],
+      shot: () => ({ ...toHook(bearerHook, bearer.credentials.authorization), path: "/bench" }),
+      secondary: true,
+    },
+    {
+      // The ingress up to the checksum, its log line and a 401: still no binding.
+      name: "bad checksum (401, no binding)",
+      target: "hookgate",
+      expected: [401],
+      shot: () => toHook(bearerHook, `Bearer ${badChecksumToken()}`),
+      secondary: true,
+    },
+    {
+      name: "garbage tokens, one address",
+      target: "hookgate",
+      expected: [401, 429],
+      shot: () => toHook(bearerHook, `Bearer ${garbageToken()}`),
+      secondary: true,
+      warmUp: false,
+    },
+    {
+      name: "garbage tokens, new address each",
+      target: "hookgate",
+      expected: [401, 429],
+      shot: () => toHook(bearerHook, `Bearer ${garbageToken()}`, nextAddress()),
+      secondary: true,
+    },
+    {
+      name: "cold: first use of a token",
+      target: "hookgate",
+      expected: [202],
+      perRound: Math.floor(settings.coldTokens / settings.rounds),
+      shot: () => toHook(bearerHook, coldAuthorizations[coldUsed++] ?? "", nextAddress()),
+    },
+  ];
+}
+
+/**
+ * Warms every scenario up, then runs the rounds. Odd rounds run the scenarios in reverse
+ * order (A B … B A), so a slow drift of the machine weighs on all of them alike.
+ */
+async function loadInRounds(
+  scenarios: Scenario[],
+  baseUrls: Record<Scenario["target"], string>,
+  settings: LoadSettings,
+): Promise<ScenarioFigures[]> {
+  const run = (scenario: Scenario, durationMs: number) =>
+    runLoad({
+      baseUrl: baseUrls[scenario.target],
+      connections: settings.connections,
+      shot: scenario.shot,
+      expected: scenario.expected,
+      durationMs: scenario.perRound === undefined ? durationMs : undefined,
+      maxRequests: scenario.perRound ?? Number.POSITIVE_INFINITY,
+    });
+  const roundMs = (scenario: Scenario) =>
+    (scenario.secondary ? 500 : 1000) * settings.secondsPerRound;
+
+  for (const scenario of scenarios) {
+    if (scenario.perRound === undefined && scenario.warmUp !== false) {
+      await run(scenario, WARM_UP_MS);
+    }
+  }
+  const totals = new Map<Scenario, LoadResult>();
+  const roundRates = new Map<Scenario, number[]>();
+  for (let round = 0; round < settings.rounds; round++) {
+    const order = round % 2 === 0 ? scenarios : [...scenarios].reverse();
+    for (const scenario of order) {
+      process.stdout.write(`  round ${round + 1}/${settings.rounds}: ${scenario.name}\n`);
+      const result = await run(scenario, roundMs(scenario));
+      totals.set(scenario, mergeLoad(totals.get(scenario), result));
+      roundRates.set(scenario, [
+        ...(roundRates.get(scenario) ?? []),
+        answered(result) / result.seconds,
+      ]);
+    }
+  }
+
+  return scenarios.map((scenario) => {
+    const total = totals.get(scenario) as LoadResult;
+    return {
+      name: scenario.name,
+      requestsPerSecond: answered(total) / total.seconds,
+      p50Ms: quantile(total.latenciesMs, 0.5),
+      p99Ms: quantile(total.latenciesMs, 0.99),
+      roundRates: roundRates.get(scenario) ?? [],
+      statuses: total.statuses,
+      unexpected: total.unexpected,
+      errors: total.errors,
+    };
+  });
+}
+
+function answered(result: LoadResult): number {
+  return Object.values(result.statuses).reduce((sum, count) => sum + count, 0);
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: API answers are read field by field and checked by use.
+async function postJson(baseUrl: string, path: string, token: string, body: unknown): Promise<any> {
+  const response = await fetch(`${baseUrl}${path}`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const text = await response.text();
+  if (response.status !== 201) throw new Error(`POST ${path} answered ${response.status}: ${text}`);
+  return JSON.parse(text);
+}

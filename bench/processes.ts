@@ -1,0 +1,170 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { constants } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+
+export const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const BIN = join(ROOT, "node_modules", ".bin");
+const READY_TIMEOUT_MS = 90_000;
+const STOP_TIMEOUT_MS = 10_000;
+
+/** Every process group this bench started and has not stopped yet. */
+const groups = new Set<ChildProcess>();
+
+/**
+ * Stops every group on Ctrl-C or `kill`, then runs `cleanUp`, and kills what is left if this
+ * process exits by any other path, so that no workerd outlives the bench.
+ */
+export function stopEverythingOnExit(cleanUp: () => void) {
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.once(signal, async () => {
+      console.error(`\n${signal}: stopping the servers…`);
+      await Promise.all([...groups].map(stopGroup));
+      cleanUp();
+      process.exit(128 + constants.signals[signal]);
+    });
+  }
+  process.once("exit", () => {
+    for (const child of groups) signalGroup(child, "SIGKILL");
+  });
+}
+
+/**
+ * Runs a tool from node_modules/.bin on this Node (22, chosen by npm) in its own process
+ * group, so that stopping it also stops the workerd processes it starts.
+ */
+export function spawnTool(tool: string, args: string[], logPath: string): ChildProcess {
+  const log = openSync(logPath, "a");
+  const child = spawn(process.execPath, [join(BIN, tool), ...args], {
+    cwd: ROOT,
+    detached: true,
+    stdio: ["ignore", log, log],
+    // CI=true keeps wrangler from prompting and from drawing for a terminal nobody watches.
+    env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false" },
+  });
+  closeSync(log);
+  groups.add(child);
+  return child;
+}
+
+/** Runs a tool to its end; throws with the log's tail if it fails. */
+export async function runTool(tool: string, args: string[], logPath: string) {
+  const child = spawnTool(tool, args, logPath);
+  const [code] = await once(child, "exit");
+  await stopGroup(child);
+  if (code !== 0)
+    throw new Error(`${tool} ${args.join(" ")} exited with ${code}:\n${tail(logPath)}`);
+}
+
+/** SIGTERM to the whole group, SIGKILL to whatever is left after a grace period. */
+export async function stopGroup(child: ChildProcess) {
+  groups.delete(child);
+  if (!signalGroup(child, "SIGTERM")) return;
+  const deadline = Date.now() + STOP_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (!signalGroup(child, 0)) return;
+    await sleep(100);
+  }
+  signalGroup(child, "SIGKILL");
+}
+
+/** Returns false once the group has no process left (or never had one). */
+function signalGroup(child: ChildProcess, signal: NodeJS.Signals | 0): boolean {
+  // Without a pid the spawn failed, and -0 would signal this process's own group.
+  if (child.pid === undefined) return false;
+  try {
+    process.kill(-child.pid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export interface DevServer {
+  baseUrl: string;
+  logPath: string;
+  stop(): Promise<void>;
+}
+
+export interface DevServerOptions {
+  /** Names the server's log file and persist directory inside `dir`. */
+  label: string;
+  dir: string;
+  configPath: string;
+  /** Passed as `--var NAME:value`. */
+  vars?: Record<string, string>;
+  /** Applies the D1 migrations to the fresh persist directory first. */
+  migrate?: boolean;
+  /** Resolves true once the Worker answers as expected. */
+  isReady: (baseUrl: string) => Promise<boolean>;
+}
+
+/**
+ * Starts `wrangler dev` on a free loopback port with its own persist directory. An env file
+ * makes wrangler skip a developer's `.dev.vars`, so local settings stay out of the figures.
+ */
+export async function startDevServer(options: DevServerOptions): Promise<DevServer> {
+  const logPath = join(options.dir, `${options.label}.log`);
+  const envFile = join(options.dir, `${options.label}.env`);
+  const vars = Object.entries(options.vars ?? {});
+  writeFileSync(envFile, vars.map(([name, value]) => `${name}=${value}\n`).join(""), {
+    mode: 0o600,
+  });
+  const persistDir = join(options.dir, `${options.label}-state`);
+  if (options.migrate) {
+    const migrate = ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir];
+    await runTool("wrangler", [...migrate, "--config", options.configPath], logPath);
+  }
+  const port = await freePort();
+  const child = spawnTool(
+    "wrangler",
+    [
+      "dev",
+      ["--config", options.configPath],
+      ["--ip", "127.0.0.1"],
+      ["--port", String(port)],
+      // The inspector defaults to 9229, which a developer's own `wrangler dev` may hold.
+      ["--inspector-port", String(await freePort())],
+      ["--persist-to", persistDir],
+      ["--env-file", envFile],
+      vars.flatMap(([name, value]) => ["--var", `${name}:${value}`]),
+      "--show-interactive-dev-session=false",
+    ].flat(),
+    logPath,
+  );
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const server = { baseUrl, logPath, stop: () => stopGroup(child) };
+
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) break;
+    if (await options.isReady(baseUrl).catch(() => false)) return server;
+    await sleep(250);
+  }
+  await server.stop();
+  throw new Error(`${options.label}: wrangler dev did not become ready:\n${tail(logPath)}`);
+}
+
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", resolve);
+  });
+  const address = probe.address();
+  await new Promise((resolve) => probe.close(resolve));
+  if (address === null || typeof address === "string") throw new Error("No port was assigned");
+  return address.port;
+}
+
+export function tail(path: string, lines = 30): string {
+  try {
+    return readFileSync(path, "utf8").split("\n").slice(-lines).join("\n");
+  } catch {
+    return "(no log)";
+  }
+}
