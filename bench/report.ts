@@ -1,0 +1,212 @@
+import {
+  BARE,
+  type IngressFigures,
+  type ScenarioFigures,
+  WARM_BASIC,
+  WARM_BEARER,
+} from "./ingress.ts";
+import type { RequestCounts, SweepFigures } from "./workers/figures.ts";
+
+export interface BundleFigures {
+  /** As `wrangler deploy --dry-run` prints it: what Cloudflare's size limit applies to. */
+  totalUploadKiB: number;
+  gzipKiB: number;
+}
+
+export interface Figures {
+  ingress: IngressFigures;
+  requestCounts: Record<string, RequestCounts>;
+  sweeps: SweepFigures[];
+  bundle: BundleFigures;
+}
+
+export interface Target {
+  name: string;
+  met: boolean;
+  measured: string;
+}
+
+/** hookgate's performance targets, judged on the figures; a miss is reported, not fatal. */
+export function judgeTargets(figures: Figures): Target[] {
+  const scenario = (name: string) => findScenario(figures.ingress, name);
+  const bare = scenario(BARE);
+  const targets: Target[] = [];
+  for (const warm of [scenario(WARM_BEARER), scenario(WARM_BASIC)]) {
+    const ratio = warm.requestsPerSecond / bare.requestsPerSecond;
+    targets.push({
+      name: `${warm.name}: throughput >= 0.90 x bare`,
+      met: ratio >= 0.9,
+      measured: `${ratio.toFixed(2)} x`,
+    });
+    const p99Ratio = (warm.p99Ms ?? Number.POSITIVE_INFINITY) / (bare.p99Ms ?? 0);
+    targets.push({
+      name: `${warm.name}: p99 <= 1.2 x bare p99`,
+      met: p99Ratio <= 1.2,
+      measured: `${fixed(warm.p99Ms)} ms vs ${fixed(bare.p99Ms)} ms (${p99Ratio.toFixed(2)} x)`,
+    });
+  }
+
+  const { warm, warmFromKv, garbage, garbageLimited } = figures.requestCounts;
+  const warmQueries = (warm?.d1Queries ?? Number.NaN) + (warmFromKv?.d1Queries ?? Number.NaN);
+  targets.push({
+    name: "zero D1 queries on a warm request",
+    met: warmQueries === 0,
+    measured: `${warm?.d1Queries} (isolate cache), ${warmFromKv?.d1Queries} (KV)`,
+  });
+  const writes = [garbage, garbageLimited].map((counts) =>
+    counts ? counts.kvWrites + counts.d1Writes : Number.NaN,
+  );
+  targets.push({
+    name: "zero KV/D1 writes for a garbage token",
+    met: writes.every((count) => count === 0),
+    measured: `${writes[0]} (401), ${writes[1]} (429)`,
+  });
+
+  const [smaller, larger] = figures.sweeps;
+  if (smaller && larger) {
+    const factor = larger.wallMs / smaller.wallMs;
+    targets.push({
+      name: `sweep: ${larger.accounts / smaller.accounts} x accounts in <= 12 x time`,
+      met: larger.finished && factor <= 12,
+      measured: `${larger.finished ? "" : "> "}${factor.toFixed(1)} x`,
+    });
+  }
+  targets.push({
+    name: "bundle <= 150 KiB gzipped",
+    met: figures.bundle.gzipKiB <= 150,
+    measured: `${figures.bundle.gzipKiB.toFixed(2)} KiB`,
+  });
+  return targets;
+}
+
+export function findScenario(ingress: IngressFigures, name: string): ScenarioFigures {
+  const found = ingress.scenarios.find((scenario) => scenario.name === name);
+  if (!found) throw new Error(`No figures for the scenario "${name}"`);
+  return found;
+}
+
+/** The terminal report: one table per measurement, then the targets. */
+export function formatReport(figures: Figures, targets: Target[]): string {
+  const lines: string[] = [];
+  lines.push(
+    `Ingress under wrangler dev (client address seen by the Worker: ${figures.ingress.clientAddressSeen})`,
+  );
+  lines.push(
+    table(
+      ["scenario", "req/s", "1/rate ms", "p50 ms", "p99 ms", "rounds req/s", "answers", "failed"],
+      figures.ingress.scenarios.map((s) => [
+        s.name,
+        s.requestsPerSecond.toFixed(0),
+        // With every connection busy, the inverse rate is the machine's time per request:
+        // differences between scenarios price what one does more than another.
+        (1000 / s.requestsPerSecond).toFixed(2),
+        fixed(s.p50Ms),
+        fixed(s.p99Ms),
+        s.roundRates.map((rate) => rate.toFixed(0)).join(" "),
+        statusList(s.statuses),
+        failures(s),
+      ]),
+    ),
+  );
+  if (figures.ingress.reloads > 0) {
+    lines.push(
+      `WARNING: src/ changed during the run and wrangler dev reloaded hookgate ${figures.ingress.reloads} times.`,
+    );
+  }
+
+  lines.push("", "Binding calls per request (inside workerd, real app, counted local bindings)");
+  lines.push(
+    table(
+      [
+        "request",
+        "status",
+        "D1 queries",
+        "D1 writes",
+        "KV reads",
+        "KV writes",
+        "queue sends",
+        "limiter",
+      ],
+      Object.entries(figures.requestCounts).map(([name, c]) => [
+        name,
+        String(c.status),
+        String(c.d1Queries),
+        String(c.d1Writes),
+        String(c.kvReads),
+        String(c.kvWrites),
+        String(c.queueSends),
+        String(c.limiterCalls),
+      ]),
+    ),
+  );
+
+  lines.push("", "Idle sweep (all accounts idle, 3 tokens each)");
+  lines.push(
+    table(
+      [
+        "accounts",
+        "tokens",
+        "wall s",
+        "finished",
+        "invocations",
+        "max s/inv",
+        "max D1/inv",
+        "max KV/inv",
+      ],
+      figures.sweeps.map((s) => [
+        String(s.accounts),
+        String(s.tokens),
+        (s.wallMs / 1000).toFixed(1),
+        s.finished ? "yes" : `no (${s.flaggedAccounts} flagged)`,
+        String(s.invocations),
+        (s.maxInvocationMs / 1000).toFixed(2),
+        String(s.maxD1Queries),
+        String(s.maxKvOperations),
+      ]),
+    ),
+  );
+
+  lines.push(
+    "",
+    `Bundle: ${figures.bundle.totalUploadKiB.toFixed(2)} KiB, ${figures.bundle.gzipKiB.toFixed(2)} KiB gzipped`,
+    "",
+    "Targets",
+  );
+  lines.push(
+    table(
+      ["target", "measured", ""],
+      targets.map((t) => [t.name, t.measured, t.met ? "met" : "MISSED"]),
+    ),
+  );
+  return lines.join("\n");
+}
+
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((title, column) =>
+    Math.max(title.length, ...rows.map((row) => (row[column] ?? "").length)),
+  );
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, column) => cell.padEnd(widths[column] ?? 0))
+      .join("  ")
+      .trimEnd();
+  return [line(header), line(widths.map((width) => "-".repeat(width))), ...rows.map(line)].join(
+    "\n",
+  );
+}
+
+function fixed(value: number | null, digits = 1): string {
+  return value === null ? "-" : value.toFixed(digits);
+}
+
+function statusList(statuses: Record<number, number>): string {
+  return Object.entries(statuses)
+    .map(([status, count]) => `${status}: ${count}`)
+    .join(", ");
+}
+
+function failures(s: ScenarioFigures): string {
+  const unexpected = Object.entries(s.unexpected).map(([status, count]) => `${status}: ${count}`);
+  if (s.errors > 0) unexpected.push(`no answer: ${s.errors}`);
+  return unexpected.length === 0 ? "0" : unexpected.join(", ");
+}
