@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { LOG_LEVELS, type LogLevel, setLogLevel } from "./shared/log";
 
 const positiveInteger = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
@@ -10,6 +11,7 @@ const ConfigSchema = z.object({
   MAX_PAYLOAD_BYTES: positiveInteger(6 * 1024 * 1024),
   SESSION_TTL_HOURS: z.coerce.number().positive().default(12),
   EVENT_RETENTION_DAYS: z.coerce.number().positive().default(7),
+  LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
 });
 
 export interface Config {
@@ -19,6 +21,7 @@ export interface Config {
   maxPayloadBytes: number;
   sessionTtlMs: number;
   eventRetentionMs: number;
+  logLevel: LogLevel;
 }
 
 export class ConfigError extends Error {
@@ -58,7 +61,9 @@ export function readConfig(env: Env): Config {
     maxPayloadBytes: values.MAX_PAYLOAD_BYTES,
     sessionTtlMs: values.SESSION_TTL_HOURS * 3_600_000,
     eventRetentionMs: values.EVENT_RETENTION_DAYS * DAY_MS,
+    logLevel: values.LOG_LEVEL,
   };
+  setLogLevel(config.logLevel);
   parsed.set(env, config);
   return config;
 }

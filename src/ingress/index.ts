@@ -169,6 +169,15 @@ async function rememberReceipt(env: Env, slot: string, receipt: Receipt) {
   }
 }
 
+/**
+ * Refusals are logged at `info`; accepted calls at `debug`, since Workers Logs records
+ * every invocation anyway and a log line costs about as much as the rest of a warm call.
+ */
 function logDecision(requestId: string, webhookId: string, outcome: string, tokenId?: string) {
-  log("info", "ingress.decision", { requestId, webhookId, outcome, tokenId: tokenId ?? null });
+  log(outcome === "accepted" ? "debug" : "info", "ingress.decision", {
+    requestId,
+    webhookId,
+    outcome,
+    tokenId: tokenId ?? null,
+  });
 }

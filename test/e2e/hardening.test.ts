@@ -23,7 +23,12 @@ let server: Server;
 const secrets = new Set<string>();
 
 beforeAll(async () => {
-  server = await startServer({ parentDir: inject("runDir"), label: "hardening" });
+  // At debug level every decision is logged, accepted calls included.
+  server = await startServer({
+    parentDir: inject("runDir"),
+    label: "hardening",
+    vars: { LOG_LEVEL: "debug" },
+  });
   secrets.add(server.bootstrapToken);
 });
 
