@@ -66,7 +66,7 @@ CREATE TABLE `users` (
 );
 --> statement-breakpoint
 CREATE UNIQUE INDEX `users_username_unique` ON `users` (`username`);--> statement-breakpoint
-CREATE INDEX `users_status_last_active_idx` ON `users` (`status`,`last_active_at`);--> statement-breakpoint
+CREATE INDEX `users_status_last_active_idx` ON `users` (`status`,`last_active_at`,`id`);--> statement-breakpoint
 CREATE INDEX `users_purge_idx` ON `users` (`purge_requested_at`);--> statement-breakpoint
 CREATE INDEX `users_created_idx` ON `users` (`created_at`,`id`);--> statement-breakpoint
 CREATE TABLE `webhooks` (

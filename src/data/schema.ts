@@ -25,8 +25,9 @@ export const users = sqliteTable(
     purgeRequestedAt: timestamp("purge_requested_at"),
   },
   (table) => [
-    // The idle sweep walks active accounts in order of their last activity.
-    index("users_status_last_active_idx").on(table.status, table.lastActiveAt),
+    // The idle sweep walks active accounts in (last activity, id) order: the id keeps
+    // pages in index order when many accounts share a time.
+    index("users_status_last_active_idx").on(table.status, table.lastActiveAt, table.id),
     index("users_purge_idx").on(table.purgeRequestedAt),
     index("users_created_idx").on(table.createdAt, table.id),
   ],

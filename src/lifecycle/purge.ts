@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, isNotNull, lte, ne } from "drizzle-orm";
+import { and, asc, eq, gt, gte, inArray, isNotNull, lte, ne, or } from "drizzle-orm";
 import { purgeCachedFacts, tokenCacheKey } from "../auth/decision-cache";
 import type { Database } from "../data/db";
 import { tokens, users } from "../data/schema";
@@ -8,25 +8,30 @@ import type { InvocationBudget } from "./budget";
 export interface PurgeScan {
   /** Accounts whose purge was requested up to this time (ms) belong to this scan. */
   requestedUpTo: number;
+  /** The last token purged, in (owner, token) order; empty strings before the first. */
+  afterUserId: string;
   afterTokenId: string;
 }
 
+/** Accounts taken at once: their ids stay well under D1's 100 bound parameters. */
+const ACCOUNTS_PER_PAGE = 50;
 const KV_DELETES_AT_ONCE = 50;
 
 /**
  * Deletes the cached facts of every app and integration token of accounts whose purge was
- * requested (sessions are never cached). Walks those tokens in id order within the budget;
- * returns the scan to continue with when the budget runs out, or null when done.
+ * requested (sessions are never cached), a page of accounts at a time, each page's tokens
+ * found through the owner index. An account's request is cleared once all its tokens are
+ * done. Returns the scan to continue with when the budget runs out, or null when done.
  */
 export async function purgeRequestedFacts(
   env: Env,
   db: Database,
   budget: InvocationBudget,
   now: Date,
-  scan: PurgeScan = { requestedUpTo: now.getTime(), afterTokenId: "" },
+  scan: PurgeScan = { requestedUpTo: now.getTime(), afterUserId: "", afterTokenId: "" },
 ): Promise<{ keysDeleted: number; resume: PurgeScan | null }> {
   let keysDeleted = 0;
-  let afterTokenId = scan.afterTokenId;
+  let position = scan;
   const requested = and(
     isNotNull(users.purgeRequestedAt),
     lte(users.purgeRequestedAt, new Date(scan.requestedUpTo)),
@@ -34,32 +39,56 @@ export async function purgeRequestedFacts(
 
   for (;;) {
     const pageSize = Math.min(500, budget.kvLeft);
-    if (pageSize < 1 || !budget.canAfford(2, 1)) {
-      return { keysDeleted, resume: { ...scan, afterTokenId } };
-    }
+    if (pageSize < 1 || !budget.canAfford(3, 1)) return { keysDeleted, resume: position };
+
+    budget.spend(1);
+    const accounts = await db
+      .select({ id: users.id })
+      .from(users)
+      .where(and(requested, gte(users.id, position.afterUserId)))
+      .orderBy(asc(users.id))
+      .limit(ACCOUNTS_PER_PAGE);
+    if (accounts.length === 0) return { keysDeleted, resume: null };
+    const ids = accounts.map((account) => account.id);
+
     budget.spend(1);
     const page = await db
-      .select({ id: tokens.id, hash: tokens.hash })
+      .select({ id: tokens.id, hash: tokens.hash, userId: tokens.userId })
       .from(tokens)
-      .innerJoin(users, eq(tokens.userId, users.id))
-      .where(and(requested, ne(tokens.kind, "session"), gt(tokens.id, afterTokenId)))
-      .orderBy(asc(tokens.id))
+      .where(
+        and(
+          inArray(tokens.userId, ids),
+          ne(tokens.kind, "session"),
+          or(
+            gt(tokens.userId, position.afterUserId),
+            and(eq(tokens.userId, position.afterUserId), gt(tokens.id, position.afterTokenId)),
+          ),
+        ),
+      )
+      .orderBy(asc(tokens.userId), asc(tokens.id))
       .limit(pageSize);
-
     await deleteFacts(
       env,
       budget,
       page.map((token) => token.hash),
     );
     keysDeleted += page.length;
-    const last = page.at(-1);
-    if (last) afterTokenId = last.id;
-    if (page.length < pageSize) break;
-  }
 
-  budget.spend(1);
-  await db.update(users).set({ purgeRequestedAt: null }).where(requested);
-  return { keysDeleted, resume: null };
+    // A full page may have stopped inside the last account: that one stays requested.
+    const last = page.at(-1);
+    const partial = page.length === pageSize && last ? last : null;
+    const finished = partial ? ids.filter((id) => id < partial.userId) : ids;
+    if (finished.length > 0) {
+      budget.spend(1);
+      await db
+        .update(users)
+        .set({ purgeRequestedAt: null })
+        .where(and(inArray(users.id, finished), requested));
+    }
+    position = partial
+      ? { ...scan, afterUserId: partial.userId, afterTokenId: partial.id }
+      : { ...scan, afterUserId: "", afterTokenId: "" };
+  }
 }
 
 /** Purges one account's tokens now, as the management API does when it reactivates one. */
