@@ -21,6 +21,8 @@ export default defineConfig(async () => {
               },
             }),
           ],
+          // The same zod the Worker bundles (wrangler.toml's alias).
+          resolve: { alias: { zod: new URL("./src/shared/zod.ts", import.meta.url).pathname } },
           test: {
             name: "workers",
             include: ["test/workers/**/*.test.ts"],
