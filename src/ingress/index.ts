@@ -131,6 +131,8 @@ async function accept(env: Env, sender: Sender, payload: Payload): Promise<Recei
       eventId: envelope.eventId,
       error: String(error),
     });
+    // A body already in R2 belongs to no event now; the sender will send it again.
+    if (envelope.bodyKey) await env.PAYLOADS.delete(envelope.bodyKey).catch(() => undefined);
     throw new HttpProblem("service_unavailable", "The payload could not be stored; retry later.", {
       headers: { "Retry-After": RETRY_AFTER_SECONDS },
     });

@@ -129,28 +129,38 @@ describe("auth decisions", () => {
 });
 
 describe("faults", () => {
-  it("answer 503 with Retry-After when the queue refuses the message", async () => {
-    const live = await createWebhook(admin.session);
-    const { env: base } = instrumentedEnv();
-    const failing = {
-      ...base,
-      EVENTS: { send: () => Promise.reject(new Error("queue unavailable")) } as unknown as Queue,
-    };
-
-    const res = await send(live.webhook.id, {
-      authorization: live.credentials.authorization,
-      env: failing,
-    });
-
-    expect(res.status).toBe(503);
-    expect(res.headers.get("Retry-After")).toBe("5");
-  });
-
-  it("answer 503 when R2 refuses a large body", async () => {
+  it("answer 503 with Retry-After when the queue refuses, leaving no body in R2", async () => {
     const live = await createWebhook(admin.session);
     const failing = {
       ...env,
-      PAYLOADS: { put: () => Promise.reject(new Error("r2 unavailable")) } as unknown as R2Bucket,
+      EVENTS: { send: () => Promise.reject(new Error("queue unavailable")) } as unknown as Queue,
+    };
+
+    const small = await send(live.webhook.id, {
+      authorization: live.credentials.authorization,
+      env: failing,
+    });
+    const large = await send(live.webhook.id, {
+      authorization: live.credentials.authorization,
+      body: new Uint8Array(200_000),
+      env: failing,
+    });
+
+    expect([small.status, large.status]).toEqual([503, 503]);
+    expect(small.headers.get("Retry-After")).toBe("5");
+    const left = await env.PAYLOADS.list({ prefix: `payloads/${live.webhook.id}/` });
+    expect(left.objects).toEqual([]);
+  });
+
+  it("answer 503 and enqueue nothing when R2 refuses a large body", async () => {
+    const live = await createWebhook(admin.session);
+    const { env: counted, counts } = instrumentedEnv();
+    const failing = {
+      ...counted,
+      PAYLOADS: {
+        put: () => Promise.reject(new Error("r2 unavailable")),
+        delete: () => Promise.resolve(),
+      } as unknown as R2Bucket,
     };
 
     const res = await send(live.webhook.id, {
@@ -160,6 +170,7 @@ describe("faults", () => {
     });
 
     expect(res.status).toBe(503);
+    expect(counts.queueSends).toBe(0);
   });
 
   it("answer 503, never 401, when D1 fails on the cold path", async () => {
