@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, gte, inArray, isNotNull, lte, ne, or } from "drizzle-orm";
+import { and, asc, eq, gt, inArray, isNotNull, lte, ne } from "drizzle-orm";
 import { purgeCachedFacts, tokenCacheKey } from "../auth/decision-cache";
 import type { Database } from "../data/db";
 import { tokens, users } from "../data/schema";
@@ -8,9 +8,8 @@ import type { InvocationBudget } from "./budget";
 export interface PurgeScan {
   /** Accounts whose purge was requested up to this time (ms) belong to this scan. */
   requestedUpTo: number;
-  /** The last token purged, in (owner, token) order; empty strings before the first. */
-  afterUserId: string;
-  afterTokenId: string;
+  /** An account whose tokens did not all fit the last page, and the last token done. */
+  partial: { userId: string; afterTokenId: string } | null;
 }
 
 /** Accounts taken at once: their ids stay well under D1's 100 bound parameters. */
@@ -19,19 +18,21 @@ const KV_DELETES_AT_ONCE = 50;
 
 /**
  * Deletes the cached facts of every app and integration token of accounts whose purge was
- * requested (sessions are never cached), a page of accounts at a time, each page's tokens
- * found through the owner index. An account's request is cleared once all its tokens are
- * done. Returns the scan to continue with when the budget runs out, or null when done.
+ * requested (sessions are never cached): a page of requested accounts at a time, found
+ * through the request index, their tokens through the owner index, so that each page
+ * costs the same however many accounts exist. An account's request is cleared once all
+ * its tokens are done. Returns the scan to continue with when the budget runs out, or
+ * null when no requested account is left.
  */
 export async function purgeRequestedFacts(
   env: Env,
   db: Database,
   budget: InvocationBudget,
   now: Date,
-  scan: PurgeScan = { requestedUpTo: now.getTime(), afterUserId: "", afterTokenId: "" },
+  scan: PurgeScan = { requestedUpTo: now.getTime(), partial: null },
 ): Promise<{ keysDeleted: number; resume: PurgeScan | null }> {
   let keysDeleted = 0;
-  let position = scan;
+  let partial = scan.partial;
   const requested = and(
     isNotNull(users.purgeRequestedAt),
     lte(users.purgeRequestedAt, new Date(scan.requestedUpTo)),
@@ -39,17 +40,24 @@ export async function purgeRequestedFacts(
 
   for (;;) {
     const pageSize = Math.min(500, budget.kvLeft);
-    if (pageSize < 1 || !budget.canAfford(3, 1)) return { keysDeleted, resume: position };
+    if (pageSize < 1 || !budget.canAfford(3, 1)) {
+      return { keysDeleted, resume: { ...scan, partial } };
+    }
 
-    budget.spend(1);
-    const accounts = await db
-      .select({ id: users.id })
-      .from(users)
-      .where(and(requested, gte(users.id, position.afterUserId)))
-      .orderBy(asc(users.id))
-      .limit(ACCOUNTS_PER_PAGE);
-    if (accounts.length === 0) return { keysDeleted, resume: null };
-    const ids = accounts.map((account) => account.id);
+    let ids: string[];
+    if (partial) {
+      ids = [partial.userId];
+    } else {
+      budget.spend(1);
+      const accounts = await db
+        .select({ id: users.id })
+        .from(users)
+        .where(requested)
+        .orderBy(asc(users.purgeRequestedAt))
+        .limit(ACCOUNTS_PER_PAGE);
+      if (accounts.length === 0) return { keysDeleted, resume: null };
+      ids = accounts.map((account) => account.id);
+    }
 
     budget.spend(1);
     const page = await db
@@ -59,10 +67,7 @@ export async function purgeRequestedFacts(
         and(
           inArray(tokens.userId, ids),
           ne(tokens.kind, "session"),
-          or(
-            gt(tokens.userId, position.afterUserId),
-            and(eq(tokens.userId, position.afterUserId), gt(tokens.id, position.afterTokenId)),
-          ),
+          partial ? gt(tokens.id, partial.afterTokenId) : undefined,
         ),
       )
       .orderBy(asc(tokens.userId), asc(tokens.id))
@@ -74,10 +79,11 @@ export async function purgeRequestedFacts(
     );
     keysDeleted += page.length;
 
-    // A full page may have stopped inside the last account: that one stays requested.
-    const last = page.at(-1);
-    const partial = page.length === pageSize && last ? last : null;
-    const finished = partial ? ids.filter((id) => id < partial.userId) : ids;
+    // A full page may stop inside an account: accounts before it in the page's order are
+    // done, that one continues on the next page, and those after it wait for a later one.
+    const last = page.length === pageSize ? page.at(-1) : undefined;
+    partial = last ? { userId: last.userId, afterTokenId: last.id } : null;
+    const finished = last ? ids.filter((id) => id < last.userId) : ids;
     if (finished.length > 0) {
       budget.spend(1);
       await db
@@ -85,9 +91,6 @@ export async function purgeRequestedFacts(
         .set({ purgeRequestedAt: null })
         .where(and(inArray(users.id, finished), requested));
     }
-    position = partial
-      ? { ...scan, afterUserId: partial.userId, afterTokenId: partial.id }
-      : { ...scan, afterUserId: "", afterTokenId: "" };
   }
 }
 

@@ -139,4 +139,41 @@ describe("the idle sweep at scale", { timeout: 600_000 }, () => {
     ).toBe(0);
     expect(await env.AUTH_CACHE.get(cachedIdleFact)).toBeNull();
   });
+
+  it("purges an account with more tokens than one invocation may delete", async () => {
+    const now = Date.now();
+    const userId = "usr_manytokens00000000000";
+    await env.DB.prepare(
+      `insert into users (id, username, display_name, kind, role, status, last_active_at,
+                          created_at)
+       values (?1, 'many-tokens', 'Many tokens', 'service', 'member', 'active', ?2, ?2)`,
+    )
+      .bind(userId, now - 61 * DAY)
+      .run();
+    await env.DB.prepare(
+      `with recursive seq(n) as (select 0 union all select n + 1 from seq where n < 2499)
+       insert into tokens (id, kind, hash, prefix, name, scopes, user_id, created_at)
+       select printf('tok_many%014d', n), 'integration', printf('many%060d', n), 'hgi_many00',
+              'seeded', 'send', ?1, ?2
+       from seq`,
+    )
+      .bind(userId, now)
+      .run();
+    const sampled = [0, 1234, 2499].map((n) => tokenCacheKey(`many${String(n).padStart(60, "0")}`));
+    for (const key of sampled) await env.AUTH_CACHE.put(key, "{}");
+
+    const invocations = await sweepToCompletion(now + 2 * 3_600_000);
+
+    expect(invocations.length).toBeGreaterThanOrEqual(3);
+    for (const invocation of invocations) {
+      expect(invocation.kvOperations).toBeLessThanOrEqual(KV_OPERATION_LIMIT);
+    }
+    for (const key of sampled) expect(await env.AUTH_CACHE.get(key)).toBeNull();
+    expect(
+      await count(`select count(*) as n from users where id = '${userId}' and status = 'inactive'`),
+    ).toBe(1);
+    expect(
+      await count("select count(*) as n from users where purge_requested_at is not null"),
+    ).toBe(0);
+  });
 });
