@@ -64,11 +64,8 @@ export async function lookupTokenFacts(
   options: LookupOptions,
 ): Promise<TokenFacts | null> {
   const key = tokenCacheKey(tokenHash);
-  const cached = tokenFactsCache.get(key) ?? (await readKv<TokenFacts>(options.env, key));
-  if (cached) {
-    tokenFactsCache.set(key, cached);
-    return cached;
-  }
+  const cached = await readCached(tokenFactsCache, options.env, key);
+  if (cached) return cached;
 
   await options.beforeDatabase();
   const [row] = await options.db
@@ -100,11 +97,8 @@ export async function lookupWebhookFacts(
   options: LookupOptions,
 ): Promise<WebhookFacts> {
   const key = webhookCacheKey(webhookId);
-  const cached = webhookFactsCache.get(key) ?? (await readKv<WebhookFacts>(options.env, key));
-  if (cached) {
-    webhookFactsCache.set(key, cached);
-    return cached;
-  }
+  const cached = await readCached(webhookFactsCache, options.env, key);
+  if (cached) return cached;
 
   await options.beforeDatabase();
   const row = await options.db.query.webhooks.findFirst({
@@ -115,6 +109,19 @@ export async function lookupWebhookFacts(
   webhookFactsCache.set(key, facts);
   if (row) options.waitUntil(writeKv(options.env, key, facts, options.ttlSeconds));
   return facts;
+}
+
+/**
+ * This isolate's entry, else KV's, which then starts a fresh isolate entry. A hit never
+ * extends an entry's life: a busy token must still be read from KV every few seconds, or
+ * an isolate would keep accepting it after a revocation made elsewhere.
+ */
+async function readCached<T>(cache: IsolateCache<T>, env: Env, key: string): Promise<T | null> {
+  const held = cache.get(key);
+  if (held !== undefined) return held;
+  const stored = await readKv<T>(env, key);
+  if (stored) cache.set(key, stored);
+  return stored;
 }
 
 /** A KV failure is a cache miss: the decision falls back to D1. */
