@@ -118,13 +118,17 @@ export async function authenticateSender(c: Context<AppEnv>, webhookId: string):
     throw new HttpProblem("insufficient_scope", "This integration token lacks the `send` scope.");
   }
 
-  const webhook = await lookupWebhookFacts(webhookId, lookup);
+  // The caller proved it holds a genuine token: the limiter, meant for guessers, stays out
+  // of the webhook's lookup even when its facts are no longer cached.
+  const webhook = await lookupWebhookFacts(webhookId, { ...lookup, beforeDatabase: unlimited });
   if (!webhook.exists || !webhook.enabled) {
     throw new HttpProblem("not_found", "This webhook does not exist or is disabled.");
   }
   assertScheme(credential, webhook.authMethod);
   return { facts, webhookId };
 }
+
+async function unlimited() {}
 
 function assertScheme(credential: Credential, expected: Scheme) {
   if (credential.scheme === expected) return;
