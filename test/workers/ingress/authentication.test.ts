@@ -1,5 +1,6 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
+import { webhookCacheKey, webhookFactsCache } from "../../../src/auth/decision-cache";
 import { generateToken } from "../../../src/auth/tokens";
 import {
   basicAuthorization,
@@ -233,14 +234,8 @@ describe("refusing a caller", () => {
 });
 
 describe("rate limiting", () => {
-  it("refuses a client after many uncached attempts, never a cached genuine token", async () => {
-    const client = { "CF-Connecting-IP": "203.0.113.99" };
-    const warm = await send(bearerHook.webhook.id, {
-      authorization: bearerHook.credentials.authorization,
-      headers: client,
-    });
-    expect(warm.status).toBe(202);
-
+  /** Sends made-up tokens from `client` until the limiter refuses; returns every status. */
+  async function exhaustLimiter(client: Record<string, string>): Promise<number[]> {
     const statuses: number[] = [];
     for (let i = 0; i < 61; i++) {
       const made = (await generateToken("app")).secret;
@@ -254,6 +249,18 @@ describe("rate limiting", () => {
         break;
       }
     }
+    return statuses;
+  }
+
+  it("refuses a client after many uncached attempts, never a cached genuine token", async () => {
+    const client = { "CF-Connecting-IP": "203.0.113.99" };
+    const warm = await send(bearerHook.webhook.id, {
+      authorization: bearerHook.credentials.authorization,
+      headers: client,
+    });
+    expect(warm.status).toBe(202);
+
+    const statuses = await exhaustLimiter(client);
     const genuine = await send(bearerHook.webhook.id, {
       authorization: bearerHook.credentials.authorization,
       headers: client,
@@ -267,5 +274,20 @@ describe("rate limiting", () => {
     expect(statuses.filter((status) => status === 401).length).toBeGreaterThanOrEqual(59);
     expect(genuine.status).toBe(202);
     expect(otherClient.status).toBe(401);
+  });
+
+  it("never refuses a cached genuine token whose webhook must be read from D1", async () => {
+    const client = { "CF-Connecting-IP": "203.0.113.101" };
+    const authorization = bearerHook.credentials.authorization;
+    expect((await send(bearerHook.webhook.id, { authorization, headers: client })).status).toBe(
+      202,
+    );
+    expect((await exhaustLimiter(client)).at(-1)).toBe(429);
+    webhookFactsCache.clear();
+    await env.AUTH_CACHE.delete(webhookCacheKey(bearerHook.webhook.id));
+
+    const res = await send(bearerHook.webhook.id, { authorization, headers: client });
+
+    expect(res.status).toBe(202);
   });
 });

@@ -1,8 +1,22 @@
 import { env } from "cloudflare:workers";
-import { beforeAll, describe, expect, it } from "vitest";
-import { tokenCacheKey, tokenFactsCache } from "../../../src/auth/decision-cache";
+import { beforeAll, describe, expect, it, vi } from "vitest";
+import {
+  ISOLATE_TTL_MS,
+  tokenCacheKey,
+  tokenFactsCache,
+  webhookCacheKey,
+} from "../../../src/auth/decision-cache";
 import { generateToken } from "../../../src/auth/tokens";
-import { bootstrapAdmin, call, createWebhook, expectStatus, send, tokenHash } from "../helpers";
+import {
+  basicAuthorization,
+  bootstrapAdmin,
+  call,
+  createService,
+  createWebhook,
+  expectStatus,
+  send,
+  tokenHash,
+} from "../helpers";
 import { instrumentedEnv } from "../support/instrumented-env";
 
 let admin: Awaited<ReturnType<typeof bootstrapAdmin>>;
@@ -95,7 +109,47 @@ describe("auth decisions", () => {
     expect((await send(victim.webhook.id, { authorization })).status).toBe(401);
   });
 
-  it("follow a rolled, transferred or disabled credential at once", async () => {
+  it("follow a transferred token to its new owner at once", async () => {
+    const basic = await createWebhook(admin.session, { authMethod: "basic" });
+    const service = await createService(admin.session, "transfer-target");
+    expect(
+      (await send(basic.webhook.id, { authorization: basic.credentials.authorization })).status,
+    ).toBe(202);
+
+    await expectStatus(
+      call(`/v1/tokens/${basic.token.id}/transfer`, {
+        method: "POST",
+        token: admin.session,
+        body: { userId: service.id },
+      }),
+      200,
+    );
+
+    const oldUsername = await send(basic.webhook.id, {
+      authorization: basic.credentials.authorization,
+    });
+    const newUsername = await send(basic.webhook.id, {
+      authorization: basicAuthorization(service.username, basic.credentials.password),
+    });
+    expect(oldUsername.status).toBe(401);
+    expect(newUsername.status).toBe(202);
+  });
+
+  it("refuse the tokens of a deleted webhook at once", async () => {
+    const doomed = await createWebhook(admin.session);
+    const authorization = doomed.credentials.authorization;
+    expect((await send(doomed.webhook.id, { authorization })).status).toBe(202);
+
+    await expectStatus(
+      call(`/v1/webhooks/${doomed.webhook.id}`, { method: "DELETE", token: admin.session }),
+      204,
+    );
+
+    expect((await send(doomed.webhook.id, { authorization })).status).toBe(401);
+    expect(await env.AUTH_CACHE.get(webhookCacheKey(doomed.webhook.id))).toBeNull();
+  });
+
+  it("follow a rolled or disabled credential at once", async () => {
     const rolled = await createWebhook(admin.session);
     await send(rolled.webhook.id, { authorization: rolled.credentials.authorization });
 
@@ -125,6 +179,34 @@ describe("auth decisions", () => {
     expect(
       (await send(hook.webhook.id, { authorization: hook.credentials.authorization })).status,
     ).toBe(404);
+  });
+});
+
+describe("what another location changed", () => {
+  it("reaches a busy isolate once its entry is older than the isolate TTL", async () => {
+    const busy = await createWebhook(admin.session);
+    const authorization = busy.credentials.authorization;
+    const start = Date.now();
+    const clock = vi.spyOn(Date, "now").mockReturnValue(start);
+    try {
+      expect((await send(busy.webhook.id, { authorization, env })).status).toBe(202);
+      for (const elapsed of [2_000, 4_000, ISOLATE_TTL_MS - 1]) {
+        clock.mockReturnValue(start + elapsed);
+        expect((await send(busy.webhook.id, { authorization })).status).toBe(202);
+      }
+      // Revoked elsewhere: D1 and KV change, and nobody tells this isolate.
+      await env.DB.prepare("update tokens set revoked_at = ?1 where id = ?2")
+        .bind(start, busy.token.id)
+        .run();
+      await env.AUTH_CACHE.delete(tokenCacheKey(await tokenHash(busy.token.id)));
+
+      clock.mockReturnValue(start + ISOLATE_TTL_MS);
+      const res = await send(busy.webhook.id, { authorization });
+
+      expect(res.status).toBe(401);
+    } finally {
+      clock.mockRestore();
+    }
   });
 });
 
