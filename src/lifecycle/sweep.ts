@@ -42,6 +42,12 @@ export async function flagIdlePage(
   if (page.length === 0) return 0;
   const ids = page.map((user) => user.id);
 
+  // The accounts of this page that the update below switched off, and no others.
+  const flaggedHere = and(
+    inArray(users.id, ids),
+    eq(users.status, "inactive"),
+    eq(users.deactivatedAt, now),
+  );
   budget.spend(SWEEP_PAGE_QUERIES - 1);
   await db.batch([
     db
@@ -52,7 +58,11 @@ export async function flagIdlePage(
       .update(tokens)
       .set({ revokedAt: now })
       .where(
-        and(inArray(tokens.userId, ids), eq(tokens.kind, "session"), isNull(tokens.revokedAt)),
+        and(
+          inArray(tokens.userId, db.select({ id: users.id }).from(users).where(flaggedHere)),
+          eq(tokens.kind, "session"),
+          isNull(tokens.revokedAt),
+        ),
       ),
     // One audit entry per account this page flagged. Ids are made in SQL (22 hex digits)
     // so that the whole page stays one statement within the parameter limit.
@@ -72,9 +82,7 @@ export async function flagIdlePage(
             'inactivityDays', ${inactivityDays})`.as("details"),
         })
         .from(users)
-        .where(
-          and(inArray(users.id, ids), eq(users.status, "inactive"), eq(users.deactivatedAt, now)),
-        ),
+        .where(flaggedHere),
     ),
   ]);
   return page.length;

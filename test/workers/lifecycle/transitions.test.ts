@@ -141,6 +141,41 @@ describe("the idle sweep", () => {
     expect(audits?.n).toBe(1);
   });
 
+  it("spares an account that became active after its page was read", async () => {
+    const person = await createPerson(admin.session, "late-lou");
+    await setLastActive(person.user.id, Date.now() - 90 * DAY);
+    // A login lands between the sweep's read of the page and its write.
+    let raced = false;
+    const racing = new Proxy(env.DB, {
+      get(target, property) {
+        const value = Reflect.get(target, property, target);
+        if (property !== "batch") return typeof value === "function" ? value.bind(target) : value;
+        return async (statements: D1PreparedStatement[]) => {
+          if (!raced) {
+            raced = true;
+            await setLastActive(person.user.id, Date.now());
+          }
+          return target.batch(statements);
+        };
+      },
+    });
+
+    await worker.scheduled(
+      createScheduledController({ scheduledTime: Date.now(), cron: "17 * * * *" }),
+      { ...env, DB: racing },
+    );
+
+    expect(raced).toBe(true);
+    expect((await account(person.user.id)).status).toBe("active");
+    await expectStatus(call("/v1/me", { token: person.session }), 200);
+    const audits = await env.DB.prepare(
+      "select count(*) as n from audit_log where action = 'user.deactivated' and target_id = ?",
+    )
+      .bind(person.user.id)
+      .first<{ n: number }>();
+    expect(audits?.n).toBe(0);
+  });
+
   it("removes events past their retention with their R2 bodies, and expired sessions", async () => {
     const hook = await createWebhook(admin.session);
     const small = await send(hook.webhook.id, { authorization: hook.credentials.authorization });
