@@ -17,6 +17,10 @@ import { IdParam, TokenSchema, TokenWithSecretSchema } from "../schemas";
 const TokenParams = IdParam("tok");
 const SEVEN_DAYS_SECONDS = 7 * 86_400;
 
+const RollBody = z.object({
+  overlapSeconds: z.number().int().min(0).max(SEVEN_DAYS_SECONDS).default(0),
+});
+
 const revoke = createRoute({
   method: "delete",
   path: "/tokens/{id}",
@@ -44,11 +48,7 @@ const roll = createRoute({
     body: {
       required: false,
       content: {
-        "application/json": {
-          schema: z.object({
-            overlapSeconds: z.number().int().min(0).max(SEVEN_DAYS_SECONDS).default(0),
-          }),
-        },
+        "application/json": { schema: RollBody },
       },
     },
   },
@@ -87,7 +87,9 @@ export const tokenRoutes = new OpenAPIHono<AppEnv>()
     return c.body(null, 204);
   })
   .openapi(roll, async (c) => {
-    const { overlapSeconds } = c.req.valid("json") ?? { overlapSeconds: 0 };
+    // With no body, or no Content-Type, @hono/zod-openapi hands over `{}` without running
+    // the schema, so its defaults are applied here; a validated body passes unchanged.
+    const { overlapSeconds } = RollBody.parse(c.req.valid("json"));
     const { issued, previous } = await rollToken(
       c.get("services"),
       c.get("actor"),

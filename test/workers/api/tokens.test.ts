@@ -1,4 +1,4 @@
-import { env } from "cloudflare:workers";
+import { env, exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { tokenCacheKey } from "../../../src/auth/decision-cache";
 import {
@@ -8,6 +8,7 @@ import {
   createService,
   expectStatus,
   markInactive,
+  ORIGIN,
   tokenHash,
 } from "../helpers";
 
@@ -155,6 +156,46 @@ describe("POST /v1/tokens/{id}/roll", () => {
 
     await expectStatus(call("/v1/me", { token: token.secret }), 401);
     await expectStatus(call("/v1/me", { token: rolled.token.secret }), 200);
+  });
+
+  it("treats a missing body, an empty object and an empty untyped body as no overlap", async () => {
+    const requests: Record<string, RequestInit> = {
+      "no body": {},
+      "empty JSON object": { body: "{}", headers: { "Content-Type": "application/json" } },
+      // A stream gets no Content-Type from the runtime, unlike a string body.
+      "empty body without Content-Type": { body: new Blob([]).stream() },
+    };
+
+    for (const [label, init] of Object.entries(requests)) {
+      const token = await createIntegration(member.session, member.user.id);
+      const res = await exports.default.fetch(
+        new Request(`${ORIGIN}/v1/tokens/${token.id}/roll`, {
+          method: "POST",
+          ...init,
+          headers: { Authorization: `Bearer ${member.session}`, ...init.headers },
+        }),
+      );
+      const rolled = await res.json<{ previous: { expiresAt: string } }>();
+
+      expect(res.status, label).toBe(201);
+      expect(Date.parse(rolled.previous.expiresAt), label).toBeLessThanOrEqual(Date.now());
+      await expectStatus(call("/v1/me", { token: token.secret }), 401);
+    }
+  });
+
+  it("refuses a JSON body without Content-Type rather than ignore its overlap", async () => {
+    const token = await createIntegration(member.session, member.user.id);
+
+    const res = await exports.default.fetch(
+      new Request(`${ORIGIN}/v1/tokens/${token.id}/roll`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${member.session}` },
+        body: new Blob(['{"overlapSeconds":3600}']).stream(),
+      }),
+    );
+
+    expect(res.status).toBe(415);
+    await expectStatus(call("/v1/me", { token: token.secret }), 200);
   });
 
   it("refuses to roll a revoked token or a session, and overlaps beyond 7 days", async () => {
