@@ -1,11 +1,24 @@
-import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
+import {
+  createExecutionContext,
+  createMessageBatch,
+  getQueueResult,
+  waitOnExecutionContext,
+} from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
+import { app } from "../../../src/app";
 import worker from "../../../src/index";
 import { retryDelaySeconds } from "../../../src/queue/consumer";
 import type { EventEnvelope } from "../../../src/queue/envelope";
 import { newId } from "../../../src/shared/ids";
-import { bootstrapAdmin, call, createWebhook, expectStatus, setLastActive } from "../helpers";
+import {
+  bootstrapAdmin,
+  call,
+  createWebhook,
+  expectStatus,
+  ORIGIN,
+  setLastActive,
+} from "../helpers";
 
 let admin: Awaited<ReturnType<typeof bootstrapAdmin>>;
 let hook: Awaited<ReturnType<typeof createWebhook>>;
@@ -38,9 +51,26 @@ async function deliver(queue: string, bodies: unknown[], bindings: Env = env, at
     queue,
     bodies.map((body, index) => ({ id: `msg-${index}`, timestamp: new Date(), attempts, body })),
   );
+  // getQueueResult leaves each retry's delaySeconds out (vitest-plugin 1.5.0), so every
+  // message's own retry() notes the delay it was asked for on the way through.
+  const delays = new Map<string, number | undefined>();
+  for (const message of batch.messages) {
+    const retry = message.retry.bind(message);
+    message.retry = (options?: QueueRetryOptions) => {
+      delays.set(message.id, options?.delaySeconds);
+      retry(options);
+    };
+  }
   const ctx = createExecutionContext();
   await worker.queue(batch, bindings);
-  return getQueueResult(batch, ctx);
+  const result = await getQueueResult(batch, ctx);
+  return {
+    ...result,
+    retryMessages: result.retryMessages.map((retry) => ({
+      ...retry,
+      delaySeconds: retry.delaySeconds ?? delays.get(retry.msgId),
+    })),
+  };
 }
 
 async function eventRow(id: string) {
@@ -76,6 +106,34 @@ function failingEventWrites(): Env {
     },
   });
   return { ...env, DB: db };
+}
+
+/**
+ * The real bindings, with the events queue keeping a copy of each message before passing
+ * it on, so that a test can deliver exactly what a request put on the queue.
+ */
+function recordingQueue(): { env: Env; sent: unknown[] } {
+  const sent: unknown[] = [];
+  const events = {
+    send: (body: unknown, options?: QueueSendOptions) => {
+      sent.push(body);
+      return env.EVENTS.send(body, options);
+    },
+    sendBatch: (messages: Iterable<MessageSendRequest>, options?: QueueSendBatchOptions) => {
+      const list = [...messages];
+      sent.push(...list.map((message) => message.body));
+      return env.EVENTS.sendBatch(list, options);
+    },
+  } as Queue;
+  return { env: { ...env, EVENTS: events }, sent };
+}
+
+/** Calls the app on the given bindings, as the runtime would, waiting for its background work. */
+async function callOn(bindings: Env, path: string, init: RequestInit) {
+  const ctx = createExecutionContext();
+  const response = await app.fetch(new Request(`${ORIGIN}${path}`, init), bindings, ctx);
+  await waitOnExecutionContext(ctx);
+  return response;
 }
 
 describe("the events consumer", () => {
@@ -154,22 +212,24 @@ describe("the events consumer", () => {
     const third = await deliver("hookgate-events", [message], failingEventWrites(), 3);
 
     expect(first.explicitAcks).toEqual([]);
-    expect(first.retryMessages.map((retry) => retry.msgId)).toEqual(["msg-0"]);
-    expect(third.retryMessages.map((retry) => retry.msgId)).toEqual(["msg-0"]);
+    expect(first.retryMessages).toEqual([{ msgId: "msg-0", delaySeconds: 10 }]);
+    expect(third.explicitAcks).toEqual([]);
+    expect(third.retryMessages).toEqual([{ msgId: "msg-0", delaySeconds: 40 }]);
     expect([1, 2, 3, 4, 5, 6].map(retryDelaySeconds)).toEqual([10, 20, 40, 80, 160, 300]);
     expect(await eventRow(message.eventId)).toBeNull();
   });
 
   it("retries an unreadable message so that it reaches the dead-letter queue", async () => {
-    const result = await deliver("hookgate-events", [{ not: "an envelope" }]);
+    const result = await deliver("hookgate-events", [{ not: "an envelope" }], env, 2);
 
-    expect(result.retryMessages.map((retry) => retry.msgId)).toEqual(["msg-0"]);
+    expect(result.explicitAcks).toEqual([]);
+    expect(result.retryMessages).toEqual([{ msgId: "msg-0", delaySeconds: 20 }]);
   });
 });
 
 describe("dead letters", () => {
   it("are recorded as dead with the last error, and a replay stores them", async () => {
-    const message = envelope();
+    const message = envelope({ body: '{"order":7,"note":"ü"}', bodySize: 23 });
     await deliver("hookgate-events", [message], failingEventWrites(), 6);
 
     const dead = await deliver("hookgate-events-dlq", [message]);
@@ -188,14 +248,36 @@ describe("dead letters", () => {
       listed.items.find((event: { id: string }) => event.id === message.eventId),
     ).toMatchObject({ status: "dead", lastError: "Error: D1_ERROR: database is locked" });
 
+    const queue = recordingQueue();
     const replayed = await expectStatus(
-      call(`/v1/events/${message.eventId}/replay`, { method: "POST", token: admin.session }),
+      callOn(queue.env, `/v1/events/${message.eventId}/replay`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${admin.session}` },
+      }),
       202,
     );
     expect(replayed.status).toBe("dead");
-    await deliver("hookgate-events", [message]);
+    expect(queue.sent).toEqual([message]);
+    // What the consumer receives went through the queue as JSON.
+    const redelivered = await deliver("hookgate-events", [
+      JSON.parse(JSON.stringify(queue.sent[0])),
+    ]);
 
+    expect(redelivered.explicitAcks).toEqual(["msg-0"]);
     expect(await eventRow(message.eventId)).toMatchObject({ status: "stored", last_error: null });
+    const stored = await expectStatus(
+      call(`/v1/webhooks/${hook.webhook.id}/events`, { token: admin.session }),
+      200,
+    );
+    expect(
+      stored.items.find((event: { id: string }) => event.id === message.eventId),
+    ).toMatchObject({
+      status: "stored",
+      body: '{"order":7,"note":"ü"}',
+      bodyEncoding: "utf8",
+      contentType: "application/json",
+      lastError: null,
+    });
     const again = await expectStatus(
       call(`/v1/events/${message.eventId}/replay`, { method: "POST", token: admin.session }),
       409,
