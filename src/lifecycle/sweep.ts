@@ -9,13 +9,13 @@ export const SWEEP_PAGE_SIZE = 50;
 export const SWEEP_PAGE_QUERIES = 4;
 
 /**
- * The idle condition again, for rows already found by id. Written plainly, SQLite's
- * planner prefers the (status, last activity) index to the 50 primary-key lookups and
- * scans every idle account on each page, which makes the sweep quadratic; the unary `+`
- * keeps `status` from choosing an index (https://sqlite.org/optoverview.html#uplus).
+ * `status` compared without its index, for rows already picked by id. Written plainly,
+ * SQLite's planner prefers the (status, last activity) index to 50 primary-key lookups
+ * and scans every account of that status on each page, which makes the sweep quadratic;
+ * the unary `+` keeps the term off any index (https://sqlite.org/optoverview.html#uplus).
  */
-function stillIdle(cutoff: Date) {
-  return and(sql`+${users.status} = 'active'`, lt(users.lastActiveAt, cutoff));
+function statusIs(status: "active" | "inactive") {
+  return sql`+${users.status} = ${status}`;
 }
 
 /**
@@ -45,7 +45,7 @@ export async function flagIdlePage(
   // The accounts of this page that the update below switched off, and no others.
   const flaggedHere = and(
     inArray(users.id, ids),
-    eq(users.status, "inactive"),
+    statusIs("inactive"),
     eq(users.deactivatedAt, now),
   );
   budget.spend(SWEEP_PAGE_QUERIES - 1);
@@ -53,7 +53,7 @@ export async function flagIdlePage(
     db
       .update(users)
       .set({ status: "inactive", deactivatedAt: now, purgeRequestedAt: now })
-      .where(and(inArray(users.id, ids), stillIdle(cutoff))),
+      .where(and(inArray(users.id, ids), statusIs("active"), lt(users.lastActiveAt, cutoff))),
     db
       .update(tokens)
       .set({ revokedAt: now })
