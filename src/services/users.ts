@@ -8,6 +8,7 @@ import { DomainError, notFound } from "../shared/errors";
 import { newId } from "../shared/ids";
 import { auditInsert } from "./audit";
 import { type Actor, assertVisible, type ServiceContext } from "./context";
+import { inIdList } from "./id-list";
 import { isLive, issueToken, liveTokenCondition } from "./tokens";
 
 export interface NewUser {
@@ -191,7 +192,7 @@ export async function listUsers(ctx: ServiceContext, filters: UserFilters) {
   );
 }
 
-/** Live app and integration tokens per account, for at most 100 ids (D1's parameter cap). */
+/** Live app and integration tokens per account. */
 export async function activeTokenCounts(ctx: ServiceContext, userIds: string[]) {
   const counts = new Map<string, number>();
   if (userIds.length === 0) return counts;
@@ -200,7 +201,7 @@ export async function activeTokenCounts(ctx: ServiceContext, userIds: string[]) 
     .from(tokens)
     .where(
       and(
-        sql`${tokens.userId} in ${userIds}`,
+        inIdList(tokens.userId, userIds),
         ne(tokens.kind, "session"),
         liveTokenCondition(ctx.now),
       ),

@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray, isNull, or, sql } from "drizzle-orm";
+import { and, asc, eq, isNull, or, sql } from "drizzle-orm";
 import { purgeTokenFacts, purgeWebhookFacts } from "../auth/decision-cache";
 import type { Config } from "../config";
 import { afterCursor, decodeCursor, encodeCursor, toPage } from "../data/pagination";
@@ -13,6 +13,7 @@ import {
   projectedInactiveAt,
   type ServiceContext,
 } from "./context";
+import { inIdList } from "./id-list";
 import { assertFuture, issueToken, liveTokenCondition } from "./tokens";
 
 /** A live token that opens a webhook, with its owner. */
@@ -165,8 +166,8 @@ export async function listWebhooks(
 }
 
 /**
- * Attaches credentials and health to at most 100 webhooks with two queries: their app
- * tokens, and the deployment's integration tokens that may send (they open every webhook).
+ * Attaches credentials and health to a page of webhooks with one query: their app tokens,
+ * and the deployment's integration tokens that may send (they open every webhook).
  */
 export async function describe(
   ctx: ServiceContext,
@@ -182,7 +183,7 @@ export async function describe(
       and(
         liveTokenCondition(ctx.now),
         or(
-          inArray(
+          inIdList(
             tokens.webhookId,
             list.map((webhook) => webhook.id),
           ),

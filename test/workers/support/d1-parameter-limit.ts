@@ -1,0 +1,43 @@
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { app } from "../../../src/app";
+
+/** Production D1 refuses a statement bound with more parameters than this. */
+export const D1_MAX_BOUND_PARAMETERS = 100;
+
+/**
+ * The test's own bindings, with a D1 that enforces the cap on bound parameters as
+ * production does. Local D1 accepts any number, so without this a query that fails in
+ * production passes every test.
+ */
+export function parameterLimitedEnv(): Env {
+  const db = new Proxy(env.DB, {
+    get(target, property) {
+      if (property === "prepare") {
+        return (sql: string) => limitBinding(target.prepare(sql), sql);
+      }
+      const value = Reflect.get(target, property, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return { ...env, DB: db };
+}
+
+function limitBinding(statement: D1PreparedStatement, sql: string): D1PreparedStatement {
+  const bind = statement.bind.bind(statement);
+  statement.bind = (...values: unknown[]) => {
+    if (values.length > D1_MAX_BOUND_PARAMETERS) {
+      throw new Error(`D1 would refuse ${values.length} bound parameters: ${sql}`);
+    }
+    return bind(...values);
+  };
+  return statement;
+}
+
+/** Calls the app with the given bindings, as `fetch` would, and waits for its deferred work. */
+export async function fetchWith(bindings: Env, request: Request): Promise<Response> {
+  const ctx = createExecutionContext();
+  const response = await app.fetch(request, bindings, ctx);
+  await waitOnExecutionContext(ctx);
+  return response;
+}
