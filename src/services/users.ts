@@ -1,4 +1,5 @@
-import { and, asc, count, eq, isNull, lt, ne, sql } from "drizzle-orm";
+import { and, asc, count, eq, isNotNull, isNull, lt, lte, ne, or, sql } from "drizzle-orm";
+import { purgeTokenFacts } from "../auth/decision-cache";
 import { hashPassword, verifyPassword } from "../auth/passwords";
 import { afterCursor, decodeCursor, toPage } from "../data/pagination";
 import { tokens, type User, users, webhooks } from "../data/schema";
@@ -306,6 +307,13 @@ export async function reactivateUser(ctx: ServiceContext, actor: Actor, id: stri
 }
 
 /**
+ * Facts of at most this many deleted tokens are purged from KV, newest first: each key
+ * costs two of an invocation's 1,000 KV operations (the delete and its repeat). The rest
+ * were revoked or expired, so their cached facts deny as D1 would, until they expire.
+ */
+const MAX_KEYS_PURGED_ON_DELETE = 400;
+
+/**
  * Deletes an account that holds no live app or integration token. Its sessions and dead
  * tokens go with it, and the webhooks it owned pass to the deleting admin.
  */
@@ -315,47 +323,86 @@ export async function deleteUser(ctx: ServiceContext, actor: Actor, id: string) 
   if (user.id === actor.user.id) {
     throw new DomainError("forbidden", "You cannot delete your own account.");
   }
-  const owned = await ctx.db.select().from(tokens).where(eq(tokens.userId, id));
-  const live = owned.filter((token) => token.kind !== "session" && isLive(token, ctx.now));
-  if (live.length > 0) {
-    throw new DomainError(
-      "user_has_active_tokens",
-      `This account still holds ${live.length} live token(s). Revoke or transfer them first.`,
-      {
-        tokens: live.map((token) => ({
-          id: token.id,
-          kind: token.kind,
-          prefix: token.prefix,
-          name: token.name,
-          webhookId: token.webhookId,
-          expiresAt: token.expiresAt?.toISOString() ?? null,
-        })),
-      },
-    );
-  }
+  await assertNoLiveTokens(ctx, id);
 
   const handedOver = await ctx.db
     .select({ id: webhooks.id })
     .from(webhooks)
     .where(eq(webhooks.ownerId, id));
-  await ctx.db.batch([
-    ctx.db.update(webhooks).set({ ownerId: actor.user.id }).where(eq(webhooks.ownerId, id)),
-    ctx.db.delete(tokens).where(eq(tokens.userId, id)),
-    ctx.db.delete(users).where(eq(users.id, id)),
-    auditInsert(ctx.db, ctx.now, {
-      actorId: actor.user.id,
-      action: "user.deleted",
-      targetType: "user",
-      targetId: id,
-      details: {
-        username: user.username,
-        webhooksHandedTo: actor.user.id,
-        webhookIds: handedOver.map((webhook) => webhook.id),
-      },
-    }),
-  ]);
-  // No cache purge: every token deleted here was revoked or expired, and its cached facts
-  // already say so until they expire.
+  const deleted = await deleteAccountRows(ctx, actor, user, handedOver);
+  const cached = deleted
+    .filter((token) => token.kind !== "session")
+    .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime())
+    .slice(0, MAX_KEYS_PURGED_ON_DELETE);
+  await purgeTokenFacts(
+    ctx.env,
+    cached.map((token) => token.hash),
+    ctx.waitUntil,
+  );
+}
+
+/**
+ * One transaction that deletes only dead tokens. A live token created since the check
+ * stays, and then the foreign key from tokens to users makes D1 refuse the account's
+ * delete and roll back the whole batch: a token cached as valid is never deleted.
+ */
+async function deleteAccountRows(
+  ctx: ServiceContext,
+  actor: Actor,
+  user: User,
+  handedOver: { id: string }[],
+) {
+  const sessionOrDead = or(
+    eq(tokens.kind, "session"),
+    isNotNull(tokens.revokedAt),
+    lte(tokens.expiresAt, ctx.now),
+  );
+  try {
+    const [, deleted] = await ctx.db.batch([
+      ctx.db.update(webhooks).set({ ownerId: actor.user.id }).where(eq(webhooks.ownerId, user.id)),
+      ctx.db
+        .delete(tokens)
+        .where(and(eq(tokens.userId, user.id), sessionOrDead))
+        .returning({ hash: tokens.hash, kind: tokens.kind, createdAt: tokens.createdAt }),
+      ctx.db.delete(users).where(eq(users.id, user.id)),
+      auditInsert(ctx.db, ctx.now, {
+        actorId: actor.user.id,
+        action: "user.deleted",
+        targetType: "user",
+        targetId: user.id,
+        details: {
+          username: user.username,
+          webhooksHandedTo: actor.user.id,
+          webhookIds: handedOver.map((webhook) => webhook.id),
+        },
+      }),
+    ]);
+    return deleted;
+  } catch (error) {
+    if (!errorText(error).includes("FOREIGN KEY constraint failed")) throw error;
+    await assertNoLiveTokens(ctx, user.id);
+    throw error;
+  }
+}
+
+async function assertNoLiveTokens(ctx: ServiceContext, userId: string) {
+  const owned = await ctx.db.select().from(tokens).where(eq(tokens.userId, userId));
+  const live = owned.filter((token) => token.kind !== "session" && isLive(token, ctx.now));
+  if (live.length === 0) return;
+  throw new DomainError(
+    "user_has_active_tokens",
+    `This account still holds ${live.length} live token(s). Revoke or transfer them first.`,
+    {
+      tokens: live.map((token) => ({
+        id: token.id,
+        kind: token.kind,
+        prefix: token.prefix,
+        name: token.name,
+        webhookId: token.webhookId,
+        expiresAt: token.expiresAt?.toISOString() ?? null,
+      })),
+    },
+  );
 }
 
 async function assertAnotherAdmin(ctx: ServiceContext, userId: string) {
@@ -368,8 +415,13 @@ async function assertAnotherAdmin(ctx: ServiceContext, userId: string) {
   }
 }
 
+/** A D1 failure's own words, which drizzle-orm may keep in the cause of its error. */
+function errorText(error: unknown): string {
+  return error instanceof Error ? `${error.message} ${String(error.cause ?? "")}` : "";
+}
+
 function usernameConflict(error: unknown, username: string): unknown {
-  const message = error instanceof Error ? `${error.message} ${String(error.cause ?? "")}` : "";
+  const message = errorText(error);
   if (message.includes("UNIQUE") && message.includes("username")) {
     return new DomainError("username_taken", `The username "${username}" is taken.`);
   }

@@ -1,5 +1,6 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
+import { tokenCacheKey } from "../../../src/auth/decision-cache";
 import {
   bootstrapAdmin,
   call,
@@ -8,8 +9,12 @@ import {
   createWebhook,
   expectStatus,
   login,
+  ORIGIN,
+  send,
   setLastActive,
+  tokenHash,
 } from "../helpers";
+import { fetchWith } from "../support/d1-parameter-limit";
 
 let admin: Awaited<ReturnType<typeof bootstrapAdmin>>;
 
@@ -205,6 +210,85 @@ describe("PUT /v1/users/{id}/password", () => {
     );
   });
 });
+
+describe("DELETE /v1/users/{id}", () => {
+  it("purges the cached decisions of the tokens it deletes", async () => {
+    const leaver = await createPerson(admin.session, "cached-leaver");
+    const hook = await createWebhook(leaver.session);
+    await expectStatus(
+      call(`/v1/tokens/${hook.token.id}`, { method: "DELETE", token: admin.session }),
+      204,
+    );
+    const authorization = hook.credentials.authorization;
+    expect((await send(hook.webhook.id, { authorization, env })).status).toBe(401);
+    const key = tokenCacheKey(await tokenHash(hook.token.id));
+    expect(await env.AUTH_CACHE.get(key)).not.toBeNull();
+
+    await expectStatus(
+      call(`/v1/users/${leaver.user.id}`, { method: "DELETE", token: admin.session }),
+      204,
+    );
+
+    expect(await env.AUTH_CACHE.get(key)).toBeNull();
+  });
+
+  it("keeps everything when a live token appears between its check and the delete", async () => {
+    const leaver = await createService(admin.session, "racing-leaver");
+    const hook = await createWebhook(admin.session, { tokenOwnerId: leaver.id });
+    await expectStatus(
+      call(`/v1/tokens/${hook.token.id}`, { method: "DELETE", token: admin.session }),
+      204,
+    );
+    const lateToken = "tok_createdduringdelete";
+
+    const refused = await expectStatus(
+      fetchWith(
+        tokenCreatedBeforeBatch(leaver.id, lateToken),
+        new Request(`${ORIGIN}/v1/users/${leaver.id}`, {
+          method: "DELETE",
+          headers: { Authorization: `Bearer ${admin.session}` },
+        }),
+      ),
+      409,
+    );
+
+    expect(refused.code).toBe("user_has_active_tokens");
+    expect(refused.tokens.map((token: { id: string }) => token.id)).toEqual([lateToken]);
+    const left = await env.DB.prepare("select id from tokens where user_id = ? order by id")
+      .bind(leaver.id)
+      .all<{ id: string }>();
+    expect(left.results.map((row) => row.id).sort()).toEqual([hook.token.id, lateToken].sort());
+    await expectStatus(call(`/v1/users/${leaver.id}`, { token: admin.session }), 200);
+  });
+});
+
+/**
+ * The test's bindings, where the first batch (the deletion's) runs only after a live
+ * integration token was added to the account, as a concurrent request could do.
+ */
+function tokenCreatedBeforeBatch(userId: string, tokenId: string): Env {
+  let pending = true;
+  const db = new Proxy(env.DB, {
+    get(target, property) {
+      const value = Reflect.get(target, property, target);
+      if (property !== "batch") return typeof value === "function" ? value.bind(target) : value;
+      return async (statements: D1PreparedStatement[]) => {
+        if (pending) {
+          pending = false;
+          await target
+            .prepare(
+              `insert into tokens (id, kind, hash, prefix, scopes, user_id, created_at)
+               values (?, 'integration', ?, 'hgi_xxxxxx', 'send', ?, ?)`,
+            )
+            .bind(tokenId, `hash-of-${tokenId}`, userId, Date.now())
+            .run();
+        }
+        return target.batch(statements);
+      };
+    },
+  });
+  return { ...env, DB: db };
+}
 
 describe("activity", () => {
   it("counts a management call, writing at most once per interval", async () => {
