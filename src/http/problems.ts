@@ -3,7 +3,7 @@ import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { ConfigError } from "../config";
 import { DomainError, type ErrorCode } from "../shared/errors";
-import { log } from "../shared/log";
+import { errorSummary, log } from "../shared/log";
 
 export const PROBLEMS: Record<ErrorCode, { status: ContentfulStatusCode; title: string }> = {
   invalid_request: { status: 400, title: "Malformed request" },
@@ -84,10 +84,6 @@ export function handleError(error: Error, c: Context) {
     log("error", "config.invalid", { requestId: c.get("requestId"), message: error.message });
     return problem(c, "internal_error", error.message);
   }
-  log("error", "request.failed", {
-    requestId: c.get("requestId"),
-    error: error.name,
-    message: error.message,
-  });
+  log("error", "request.failed", { requestId: c.get("requestId"), error: errorSummary(error) });
   return problem(c, "internal_error", "An unexpected error occurred; it has been logged.");
 }

@@ -1,10 +1,12 @@
 import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { app } from "../../../src/app";
+import { hashToken } from "../../../src/auth/tokens";
 import { PROBLEMS } from "../../../src/http/problems";
 import { ERROR_CODES } from "../../../src/shared/errors";
-import { bootstrapAdmin, call, expectStatus, login } from "../helpers";
+import { bootstrapAdmin, call, expectStatus, login, ORIGIN } from "../helpers";
+import { fetchWith } from "../support/d1-parameter-limit";
 
 describe("problem documents", () => {
   it("have one shape with a stable code and the request id", async () => {
@@ -126,3 +128,52 @@ describe("management API responses", () => {
     expect(res.headers.get("Access-Control-Allow-Origin")).toBeNull();
   });
 });
+
+describe("an unexpected failure", () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it("is logged without the query's bound parameters", async () => {
+    const session = await login("admin", "correct-horse-battery");
+    const hash = await hashToken(session);
+    const lines: string[] = [];
+    for (const method of ["log", "warn", "error"] as const) {
+      vi.spyOn(console, method).mockImplementation((...args) => {
+        lines.push(args.join(" "));
+      });
+    }
+
+    const res = await fetchWith(
+      failingTokenLookup(),
+      new Request(`${ORIGIN}/v1/me`, { headers: { Authorization: `Bearer ${session}` } }),
+    );
+
+    expect(res.status).toBe(500);
+    const failure = lines.find((line) => line.includes('"request.failed"'));
+    expect(failure).toContain("D1_ERROR: Network connection lost.");
+    for (const line of lines) {
+      expect(line).not.toContain(hash);
+      expect(line).not.toContain(session);
+    }
+  });
+});
+
+/** The test's bindings, where the lookup of a token by its hash fails as a D1 outage would. */
+function failingTokenLookup(): Env {
+  const outage = () => Promise.reject(new Error("D1_ERROR: Network connection lost."));
+  const db = new Proxy(env.DB, {
+    get(target, property) {
+      if (property === "prepare") {
+        return (sql: string) => {
+          const statement = target.prepare(sql);
+          if (!sql.includes('"tokens"."hash" = ?')) return statement;
+          return { bind: () => ({ all: outage, raw: outage, run: outage, first: outage }) };
+        };
+      }
+      const value = Reflect.get(target, property, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return { ...env, DB: db };
+}
