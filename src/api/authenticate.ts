@@ -46,11 +46,13 @@ export const authenticate = createMiddleware<AppEnv>(async (c, next) => {
   const services = c.get("services");
   const actor = await findActor(services, await hashToken(secret));
   if (!actor) throw refuse("invalid_credentials", "The token is not valid.", "invalid_token");
-  if (!scopesOf(actor.token).includes("manage")) {
-    throw new HttpProblem("insufficient_scope", "This token lacks the `manage` scope.");
-  }
+  // An inactive account's tokens all stop working, whatever their scopes: saying so is
+  // what tells the caller that an admin must reactivate the account.
   if (actor.user.status !== "active") {
     throw refuse("account_inactive", "The account that owns this token is inactive.");
+  }
+  if (!scopesOf(actor.token).includes("manage")) {
+    throw new HttpProblem("insufficient_scope", "This token lacks the `manage` scope.");
   }
 
   c.set("actor", actor);

@@ -43,6 +43,7 @@ let fixtures: {
   sendOnlyToken: string;
   appToken: string;
   inactiveOwnerToken: string;
+  inactiveOwnerSendOnlyToken: string;
   other: { userId: string; tokenId: string; webhookId: string; eventId: string };
 };
 
@@ -74,9 +75,18 @@ beforeAll(async () => {
     }),
     201,
   );
+  const idleSendOnly = await expectStatus(
+    call(`/v1/users/${idle.user.id}/tokens`, {
+      method: "POST",
+      token: idle.session,
+      body: { name: "crm", scopes: ["send"] },
+    }),
+    201,
+  );
   await markInactive(idle.user.id);
   fixtures = {
     inactiveOwnerToken: idleToken.secret,
+    inactiveOwnerSendOnlyToken: idleSendOnly.secret,
     adminSession: admin.session,
     memberSession: member.session,
     sendOnlyToken: sendOnly.secret,
@@ -193,6 +203,13 @@ describe("every protected route", () => {
       await expectRefused(
         operation,
         { token: fixtures.inactiveOwnerToken },
+        401,
+        "account_inactive",
+      );
+      // The account's state comes first: a scope would not help it.
+      await expectRefused(
+        operation,
+        { token: fixtures.inactiveOwnerSendOnlyToken },
         401,
         "account_inactive",
       );
