@@ -2,7 +2,7 @@ import { and, asc, eq, gt, isNull, or } from "drizzle-orm";
 import { purgeTokenFacts } from "../auth/decision-cache";
 import { generateToken, type TokenKind } from "../auth/tokens";
 import { afterCursor, decodeCursor, toPage } from "../data/pagination";
-import { type Token, tokens, users } from "../data/schema";
+import { type Token, tokens, users, webhooks } from "../data/schema";
 import { DomainError, notFound } from "../shared/errors";
 import { newId } from "../shared/ids";
 import { auditInsert } from "./audit";
@@ -183,8 +183,10 @@ export async function rollToken(
 }
 
 /**
- * Moves a token to another active account without changing its secret, so that senders
- * need no change. Whoever knew the secret before still holds it.
+ * Moves a token to another active account without changing its secret, so that Bearer
+ * senders need no change. Basic authentication pairs the secret with its owner's
+ * username, so those senders must switch to the new owner's. Whoever knew the secret
+ * before still holds it.
  */
 export async function transferToken(
   ctx: ServiceContext,
@@ -218,7 +220,22 @@ export async function transferToken(
     }),
   ]);
   await purgeTokenFacts(ctx.env, [token.hash], ctx.waitUntil);
-  return { ...token, userId: target.id };
+  return {
+    token: { ...token, userId: target.id },
+    owner: target,
+    opensBasicWebhooks: await opensBasicWebhooks(ctx, token),
+  };
+}
+
+/** Whether Basic senders may use the token, and so must send its owner's username. */
+async function opensBasicWebhooks(ctx: ServiceContext, token: Token): Promise<boolean> {
+  if (token.kind === "integration") return scopesOf(token).includes("send");
+  if (token.webhookId === null) return false;
+  const webhook = await ctx.db.query.webhooks.findFirst({
+    where: eq(webhooks.id, token.webhookId),
+    columns: { authMethod: true },
+  });
+  return webhook?.authMethod === "basic";
 }
 
 function assertLiveCredential(ctx: ServiceContext, token: Token, verb: string) {

@@ -67,8 +67,9 @@ const transfer = createRoute({
   tags: ["Tokens"],
   summary: "Move a token to another account",
   description:
-    "The secret does not change, so senders need no change. Whoever knew the secret " +
-    "still holds it: roll the token as well if that matters.",
+    "The secret does not change, so Bearer senders need no change; Basic senders must " +
+    "send the new owner's username with it. Whoever knew the secret still holds it: " +
+    "roll the token as well if that matters.",
   middleware: ADMIN_ONLY,
   security: BEARER,
   request: { params: TokenParams, body: jsonBody(z.object({ userId: z.string().min(1).max(64) })) },
@@ -99,19 +100,26 @@ export const tokenRoutes = new OpenAPIHono<AppEnv>()
     return c.json({ token: presentIssuedToken(issued), previous: presentToken(previous) }, 201);
   })
   .openapi(transfer, async (c) => {
-    const token = await transferToken(
+    const moved = await transferToken(
       c.get("services"),
       c.get("actor"),
       c.req.valid("param").id,
       c.req.valid("json").userId,
     );
-    return c.json(
-      {
-        token: presentToken(token),
-        notice:
-          "The secret is unchanged: whoever knew it before the transfer can still use it. " +
-          "Roll the token if that is not intended.",
-      },
-      200,
-    );
+    return c.json({ token: presentToken(moved.token), notice: transferNotice(moved) }, 200);
   });
+
+function transferNotice(moved: Awaited<ReturnType<typeof transferToken>>): string {
+  const secret =
+    "The secret is unchanged: whoever knew it before the transfer can still use it. " +
+    "Roll the token if that is not intended.";
+  const username = `the username "${moved.owner.username}"`;
+  if (!moved.opensBasicWebhooks) return `${secret} Senders need no change.`;
+  if (moved.token.kind === "app") {
+    return `${secret} Senders must now send ${username} with the same secret as password.`;
+  }
+  return (
+    `${secret} Senders that use it with Basic authentication must now send ${username}; ` +
+    "Bearer senders need no change."
+  );
+}

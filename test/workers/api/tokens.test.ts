@@ -2,13 +2,16 @@ import { env, exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { tokenCacheKey } from "../../../src/auth/decision-cache";
 import {
+  basicAuthorization,
   bootstrapAdmin,
   call,
   createPerson,
   createService,
+  createWebhook,
   expectStatus,
   markInactive,
   ORIGIN,
+  send,
   tokenHash,
 } from "../helpers";
 
@@ -239,6 +242,7 @@ describe("POST /v1/tokens/{id}/transfer", () => {
 
     expect(moved.token.userId).toBe(service.id);
     expect(moved.notice).toContain("still use it");
+    expect(moved.notice).toContain('Basic authentication must now send the username "owner-to-be"');
     const me = await expectStatus(call("/v1/me", { token: token.secret }), 200);
     expect(me.id).toBe(service.id);
     const audit = await expectStatus(call("/v1/audit", { token: admin.session }), 200);
@@ -248,6 +252,32 @@ describe("POST /v1/tokens/{id}/transfer", () => {
       targetId: token.id,
       details: { fromUserId: member.user.id, toUserId: service.id },
     });
+  });
+
+  it("tells that Basic senders must switch to the new owner's username", async () => {
+    const service = await createService(admin.session, "basic-heir");
+    const basic = await createWebhook(member.session, { authMethod: "basic" });
+    const bearer = await createWebhook(member.session);
+    const transfer = (tokenId: string) =>
+      expectStatus(
+        call(`/v1/tokens/${tokenId}/transfer`, {
+          method: "POST",
+          token: admin.session,
+          body: { userId: service.id },
+        }),
+        200,
+      );
+
+    const movedBasic = await transfer(basic.token.id);
+    const movedBearer = await transfer(bearer.token.id);
+
+    expect(movedBasic.notice).toContain('Senders must now send the username "basic-heir"');
+    expect(movedBearer.notice).toContain("Senders need no change.");
+    const password = basic.credentials.password;
+    const before = basicAuthorization(member.user.username, password);
+    const after = basicAuthorization("basic-heir", password);
+    expect((await send(basic.webhook.id, { authorization: before })).status).toBe(401);
+    expect((await send(basic.webhook.id, { authorization: after })).status).toBe(202);
   });
 
   it("refuses an inactive or unknown target", async () => {
