@@ -3,6 +3,7 @@ import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import worker from "../../../src/index";
 import { newId } from "../../../src/shared/ids";
+import { TEST_BOOTSTRAP_TOKEN } from "../constants";
 import {
   bootstrapAdmin,
   call,
@@ -30,15 +31,58 @@ interface Case {
   path: string;
   url: (fixtures: Fixtures) => Promise<string>;
   body?: (fixtures: Fixtures) => Promise<unknown>;
-  /** The status for a member who does not own the record, its owner, and an admin. */
-  expect: { member: number; owner: number; admin: number };
+  headers?: () => Record<string, string>;
+  /** The status for each caller; a member is one who does not own the record. */
+  expect: Record<Role, number>;
 }
 
-const adminOnly = (admin: number) => ({ member: 403, owner: 403, admin });
-const ownerOrAdmin = (status: number) => ({ member: 404, owner: status, admin: status });
-const anyAccount = (status: number) => ({ member: status, owner: status, admin: status });
+/** Callers without a working credential for the management API. */
+const REFUSED = { anonymous: 401, junk: 401, inactiveSession: 401 };
+
+const adminOnly = (admin: number) => ({ ...REFUSED, member: 403, owner: 403, admin });
+const ownerOrAdmin = (status: number) => ({
+  ...REFUSED,
+  member: 404,
+  owner: status,
+  admin: status,
+});
+const anyAccount = (status: number) => ({
+  ...REFUSED,
+  member: status,
+  owner: status,
+  admin: status,
+});
+const everyCaller = (status: number) => ({
+  anonymous: status,
+  junk: status,
+  inactiveSession: status,
+  member: status,
+  owner: status,
+  admin: status,
+});
+
+/** A client address of its own per login, so that the login limiter never answers instead. */
+let loginClients = 0;
+const loginClient = () => ({ "CF-Connecting-IP": `198.51.100.${++loginClients}` });
 
 const CASES: Case[] = [
+  {
+    // Only the BOOTSTRAP_TOKEN opens it: no account's credential does, an admin's neither.
+    method: "POST",
+    path: "/bootstrap",
+    url: async () => "/v1/bootstrap",
+    body: async () => ({ username: "second-admin", password: "a-long-enough-password" }),
+    expect: everyCaller(401),
+  },
+  {
+    // Login reads the body only: whatever Authorization comes with it changes nothing.
+    method: "POST",
+    path: "/sessions",
+    url: async () => "/v1/sessions",
+    body: async () => ({ username: "matrix-member", password: "a-long-enough-password" }),
+    headers: loginClient,
+    expect: everyCaller(200),
+  },
   { method: "GET", path: "/me", url: async () => "/v1/me", expect: anyAccount(200) },
   {
     method: "POST",
@@ -251,11 +295,6 @@ function fixtures(): Fixtures {
   return fixture;
 }
 
-function expected(role: Role, testCase: Case): number {
-  if (role === "anonymous" || role === "junk" || role === "inactiveSession") return 401;
-  return testCase.expect[role];
-}
-
 function credential(role: Role): string | undefined {
   return {
     anonymous: undefined,
@@ -272,9 +311,7 @@ describe("the authorization matrix", { timeout: 60_000 }, () => {
     const document = await expectStatus(call("/v1/openapi.json"), 200);
     const documented = Object.entries(document.paths as Record<string, object>)
       .flatMap(([path, item]) =>
-        Object.entries(item as Record<string, { security?: unknown }>)
-          .filter(([, operation]) => operation.security)
-          .map(([method]) => `${method.toUpperCase()} ${path}`),
+        Object.keys(item).map((method) => `${method.toUpperCase()} ${path}`),
       )
       .sort();
 
@@ -292,13 +329,32 @@ describe("the authorization matrix", { timeout: 60_000 }, () => {
         const f = fixtures();
         const url = await testCase.url(f);
         const body = testCase.body ? await testCase.body(f) : undefined;
-        const res = await call(url, { method: testCase.method, token: credential(role), body });
+        const headers = testCase.headers?.();
+        const res = await call(url, {
+          method: testCase.method,
+          token: credential(role),
+          body,
+          headers,
+        });
         await res.body?.cancel();
         outcomes.push(`${role} ${res.status}`);
-        wanted.push(`${role} ${expected(role, testCase)}`);
+        wanted.push(`${role} ${testCase.expect[role]}`);
       }
 
       expect(outcomes).toEqual(wanted);
     });
   }
+
+  it("lets the BOOTSTRAP_TOKEN past POST /bootstrap, to its 409 once accounts exist", async () => {
+    const bootstrap = CASES.find((testCase) => testCase.path === "/bootstrap") as Case;
+
+    const res = await call(await bootstrap.url(fixtures()), {
+      method: "POST",
+      token: TEST_BOOTSTRAP_TOKEN,
+      body: await bootstrap.body?.(fixtures()),
+    });
+
+    expect(res.status).toBe(409);
+    expect(((await res.json()) as { code: string }).code).toBe("already_bootstrapped");
+  });
 });
