@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { call } from "./http";
@@ -29,7 +29,7 @@ beforeAll(async () => {
     label: "hardening",
     vars: { LOG_LEVEL: "debug" },
   });
-  secrets.add(server.bootstrapToken);
+  remember(server.bootstrapToken);
 });
 
 afterAll(async () => {
@@ -43,7 +43,17 @@ function url(path: string) {
 /** Remembers a secret, and every form of it a careless log line could carry. */
 function remember(secret: string) {
   secrets.add(secret);
-  secrets.add(createHash("sha256").update(secret).digest("hex"));
+  const hash = createHash("sha256").update(secret).digest();
+  secrets.add(hash.toString("hex"));
+  secrets.add(hash.toString("base64"));
+  secrets.add(hash.toString("base64url"));
+}
+
+/** Remembers an Authorization header value, and its credential without the scheme. */
+function rememberAuthorization(value: string) {
+  remember(value);
+  const [, credential] = value.split(" ");
+  if (credential) remember(credential);
 }
 
 async function bootstrap() {
@@ -66,7 +76,8 @@ async function createWebhook(session: string, authMethod: "bearer" | "basic") {
   });
   expect(answer.status).toBe(201);
   remember(answer.body.token.secret);
-  secrets.add(answer.body.credentials.authorization);
+  // For basic, the bare base64 of username:password, which no log may carry either.
+  rememberAuthorization(answer.body.credentials.authorization);
   return answer.body;
 }
 
@@ -92,15 +103,26 @@ describe("hardening over HTTP", () => {
     ];
     const statuses = (await Promise.all(calls)).map((answer) => answer.status);
     const revoked = await call("DELETE", url(`/v1/tokens/${bearer.token.id}`), { token: session });
+    // The app takes a well-formed X-Request-Id as the request's id, and logs it.
+    const lastRequestId = `hardening-${randomUUID()}`;
     const afterRevoke = await call("POST", bearer.webhook.url, {
       authorization: bearer.credentials.authorization,
+      headers: { "X-Request-Id": lastRequestId },
     });
 
     expect(statuses).toEqual([401, 202, 202, 401, 400, 401, 400]);
     expect([revoked.status, afterRevoke.status]).toEqual([204, 401]);
+    expect(afterRevoke.headers.get("X-Request-Id")).toBe(lastRequestId);
+    // Every earlier call had answered before the last one was sent, so once the last
+    // call's line is in the log, theirs are too.
     const log = await eventually("the last call logged", async () => {
       const text = readFileSync(server.logPath, "utf8");
-      return text.includes('"event":"ingress.decision"') ? text : undefined;
+      return text.includes(`"requestId":"${lastRequestId}"`) ? text : undefined;
+    });
+    const lastLine = log.split("\n").find((line) => line.includes(lastRequestId)) ?? "";
+    expect(JSON.parse(lastLine.slice(lastLine.indexOf("{")))).toMatchObject({
+      event: "ingress.decision",
+      outcome: "invalid_credentials",
     });
     expect(log).toContain('"outcome":"accepted"');
     for (const secret of secrets) {

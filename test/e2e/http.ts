@@ -16,6 +16,8 @@ export interface CallOptions {
   authorization?: string;
   /** Serialised and sent as `application/json`. */
   json?: unknown;
+  /** Further headers, e.g. an `X-Request-Id` to find the call's log line by. */
+  headers?: Record<string, string>;
 }
 
 /**
@@ -27,7 +29,7 @@ export async function call<T = unknown>(
   target: string,
   options: CallOptions = {},
 ): Promise<Answer<T>> {
-  const headers = new Headers();
+  const headers = new Headers(options.headers);
   if (options.token !== undefined) headers.set("Authorization", `Bearer ${options.token}`);
   if (options.authorization !== undefined) headers.set("Authorization", options.authorization);
   if (options.json !== undefined) headers.set("Content-Type", "application/json");
