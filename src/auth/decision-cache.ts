@@ -1,7 +1,7 @@
 import { eq } from "drizzle-orm";
 import type { Database } from "../data/db";
 import { tokens, users, webhooks } from "../data/schema";
-import { log } from "../shared/log";
+import { errorSummary, log } from "../shared/log";
 import { IsolateCache } from "./isolate-cache";
 
 /**
@@ -129,7 +129,7 @@ async function readKv<T>(env: Env, key: string): Promise<T | null> {
   try {
     return await env.AUTH_CACHE.get<T>(key, "json");
   } catch (error) {
-    log("warn", "auth_cache.read_failed", { error: String(error) });
+    log("warn", "auth_cache.read_failed", { error: errorSummary(error) });
     return null;
   }
 }
@@ -139,7 +139,7 @@ async function writeKv(env: Env, key: string, value: unknown, ttlSeconds: number
   try {
     await env.AUTH_CACHE.put(key, JSON.stringify(value), { expirationTtl: ttlSeconds });
   } catch (error) {
-    log("warn", "auth_cache.write_failed", { error: String(error) });
+    log("warn", "auth_cache.write_failed", { error: errorSummary(error) });
   }
 }
 

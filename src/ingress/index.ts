@@ -12,7 +12,7 @@ import {
 } from "../queue/envelope";
 import { sha256Hex } from "../shared/encoding";
 import { newId } from "../shared/ids";
-import { log } from "../shared/log";
+import { errorSummary, log } from "../shared/log";
 import { authenticateSender, type Sender } from "./authenticate-sender";
 
 /** How long an `Idempotency-Key` maps to its first event. */
@@ -37,7 +37,7 @@ const authenticate = createMiddleware<AppEnv>(async (c, next) => {
       logDecision(c.get("requestId"), webhookId, error.code);
       throw error;
     }
-    log("error", "ingress.auth_lookup_failed", { webhookId, error: String(error) });
+    log("error", "ingress.auth_lookup_failed", { webhookId, error: errorSummary(error) });
     throw new HttpProblem("service_unavailable", "Authentication is unavailable; retry later.", {
       headers: { "Retry-After": RETRY_AFTER_SECONDS },
     });
@@ -129,7 +129,7 @@ async function accept(env: Env, sender: Sender, payload: Payload): Promise<Recei
     log("error", "ingress.enqueue_failed", {
       webhookId: envelope.webhookId,
       eventId: envelope.eventId,
-      error: String(error),
+      error: errorSummary(error),
     });
     // A body already in R2 belongs to no event now; the sender will send it again.
     if (envelope.bodyKey) await env.PAYLOADS.delete(envelope.bodyKey).catch(() => undefined);
@@ -152,7 +152,7 @@ async function recallReceipt(env: Env, slot: string): Promise<Receipt | null> {
   try {
     return await env.AUTH_CACHE.get<Receipt>(slot, "json");
   } catch (error) {
-    log("warn", "ingress.idempotency_read_failed", { error: String(error) });
+    log("warn", "ingress.idempotency_read_failed", { error: errorSummary(error) });
     return null;
   }
 }
@@ -167,7 +167,7 @@ async function rememberReceipt(env: Env, slot: string, receipt: Receipt) {
       expirationTtl: IDEMPOTENCY_TTL_SECONDS,
     });
   } catch (error) {
-    log("warn", "ingress.idempotency_write_failed", { error: String(error) });
+    log("warn", "ingress.idempotency_write_failed", { error: errorSummary(error) });
   }
 }
 

@@ -1,5 +1,5 @@
 import { readConfig } from "../config";
-import { log } from "../shared/log";
+import { errorSummary, log } from "../shared/log";
 import { type EventEnvelope, EventEnvelopeSchema } from "./envelope";
 
 /** An `Idempotency-Key` makes events on the same webhook duplicates within this window. */
@@ -84,13 +84,16 @@ export async function consumeEvents(batch: MessageBatch<unknown>, env: Env): Pro
     await env.DB.batch(statements);
     for (const { message } of readable) message.ack();
   } catch (batchError) {
-    log("warn", "consumer.batch_failed", { size: readable.length, error: String(batchError) });
+    log("warn", "consumer.batch_failed", {
+      size: readable.length,
+      error: errorSummary(batchError),
+    });
     for (const [index, { message, envelope }] of readable.entries()) {
       try {
         await (statements[index] as D1PreparedStatement).run();
         message.ack();
       } catch (error) {
-        await fail(env, message, envelope.eventId, String(error));
+        await fail(env, message, envelope.eventId, errorSummary(error));
       }
     }
   }
@@ -144,7 +147,7 @@ async function recordActivity(env: Env, envelopes: EventEnvelope[]) {
     await env.DB.batch(statements);
   } catch (error) {
     // Losing an activity update delays nothing but the idle clock; the events are stored.
-    log("warn", "consumer.activity_failed", { error: String(error) });
+    log("warn", "consumer.activity_failed", { error: errorSummary(error) });
   }
 }
 
@@ -180,7 +183,10 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env)
       });
       message.ack();
     } catch (error) {
-      log("error", "dead_letter.store_failed", { eventId: envelope.eventId, error: String(error) });
+      log("error", "dead_letter.store_failed", {
+        eventId: envelope.eventId,
+        error: errorSummary(error),
+      });
       message.retry({ delaySeconds: retryDelaySeconds(message.attempts) });
     }
   }

@@ -255,24 +255,39 @@ describe("faults", () => {
     expect(counts.queueSends).toBe(0);
   });
 
-  it("answer 503, never 401, when D1 fails on the cold path", async () => {
+  it("answer 503, never 401, when D1 fails on the cold path, and log no hash", async () => {
     const cold = await createWebhook(admin.session);
+    const unavailable = () => Promise.reject(new Error("D1_ERROR: D1 is unavailable"));
     const failing = {
       ...env,
       DB: {
-        prepare: () => {
-          throw new Error("D1 unavailable");
-        },
+        prepare: () => ({
+          bind: () => ({
+            all: unavailable,
+            raw: unavailable,
+            first: unavailable,
+            run: unavailable,
+          }),
+        }),
       } as unknown as D1Database,
     };
+    const lines: string[] = [];
+    const capture = vi.spyOn(console, "error").mockImplementation((line) => {
+      lines.push(String(line));
+    });
 
     const res = await send(cold.webhook.id, {
       authorization: cold.credentials.authorization,
       env: failing,
     });
+    capture.mockRestore();
 
     expect(res.status).toBe(503);
     expect(res.headers.get("Retry-After")).toBe("5");
+    const logged = lines.join("\n");
+    expect(logged).toContain("ingress.auth_lookup_failed");
+    expect(logged).toContain("D1 is unavailable");
+    expect(logged).not.toContain(await tokenHash(cold.token.id));
   });
 
   it("fall back to D1 when KV fails", async () => {
