@@ -146,20 +146,35 @@ async function writeKv(env: Env, key: string, value: unknown, ttlSeconds: number
 /**
  * Forgets cached facts here and in KV, one KV operation per key, before the caller
  * answers. A lookup that read D1 just before the change could still write stale facts
- * back afterwards, so the same keys are deleted once more a few seconds later.
+ * back afterwards, so the same keys are deleted once more a few seconds later. A delete
+ * KV refuses is logged and counted, never thrown: the change is already in D1, the repeat
+ * tries again, and at worst the stale entry lives out its `AUTH_CACHE_TTL_SECONDS`.
+ * Returns how many keys the first attempt failed to delete.
  */
 export async function purgeCachedFacts(
   env: Env,
   keys: readonly string[],
   waitUntil?: (promise: Promise<unknown>) => void,
-): Promise<void> {
+): Promise<number> {
   for (const key of keys) {
     tokenFactsCache.delete(key);
     webhookFactsCache.delete(key);
   }
-  const deleteAll = () => Promise.all(keys.map((key) => env.AUTH_CACHE.delete(key)));
-  await deleteAll();
+  const deleteAll = async () => {
+    const results = await Promise.allSettled(keys.map((key) => env.AUTH_CACHE.delete(key)));
+    const refused = results.filter((result) => result.status === "rejected");
+    if (refused[0]) {
+      log("error", "auth_cache.purge_failed", {
+        refused: refused.length,
+        of: keys.length,
+        error: errorSummary(refused[0].reason),
+      });
+    }
+    return refused.length;
+  };
+  const refused = await deleteAll();
   waitUntil?.(new Promise((resolve) => setTimeout(resolve, REPURGE_DELAY_MS)).then(deleteAll));
+  return refused;
 }
 
 export function purgeTokenFacts(

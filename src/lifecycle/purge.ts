@@ -72,11 +72,16 @@ export async function purgeRequestedFacts(
       )
       .orderBy(asc(tokens.userId), asc(tokens.id))
       .limit(pageSize);
-    await deleteFacts(
-      env,
-      budget,
-      page.map((token) => token.hash),
-    );
+    if (
+      !(await deleteFacts(
+        env,
+        budget,
+        page.map((token) => token.hash),
+      ))
+    ) {
+      // The requests stay in D1: the queue's retry, or the next hourly run, resumes.
+      throw new Error("KV refused deletes of cached facts; the purge resumes on a retry");
+    }
     keysDeleted += page.length;
 
     // A full page may stop inside an account: accounts before it in the page's order are
@@ -94,7 +99,11 @@ export async function purgeRequestedFacts(
   }
 }
 
-/** Purges one account's tokens now, as the management API does when it reactivates one. */
+/**
+ * Purges one account's tokens now, as the management API does when it reactivates one.
+ * Returns false, leaving the account's purge request for the sweep, when its tokens
+ * exceed the budget or KV refused a delete.
+ */
 export async function purgeAccountFacts(
   env: Env,
   db: Database,
@@ -109,20 +118,26 @@ export async function purgeAccountFacts(
     .limit(budget.kvLeft + 1);
   if (owned.length > budget.kvLeft) return false;
 
-  await deleteFacts(
-    env,
-    budget,
-    owned.map((token) => token.hash),
-  );
+  if (
+    !(await deleteFacts(
+      env,
+      budget,
+      owned.map((token) => token.hash),
+    ))
+  )
+    return false;
   budget.spend(1);
   await db.update(users).set({ purgeRequestedAt: null }).where(eq(users.id, userId));
   return true;
 }
 
+/** Returns whether KV deleted every key. */
 async function deleteFacts(env: Env, budget: InvocationBudget, hashes: string[]) {
+  let refused = 0;
   for (let start = 0; start < hashes.length; start += KV_DELETES_AT_ONCE) {
     const chunk = hashes.slice(start, start + KV_DELETES_AT_ONCE).map(tokenCacheKey);
     budget.spend(0, chunk.length);
-    await purgeCachedFacts(env, chunk);
+    refused += await purgeCachedFacts(env, chunk);
   }
+  return refused === 0;
 }

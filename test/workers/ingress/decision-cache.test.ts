@@ -1,5 +1,7 @@
+import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it, vi } from "vitest";
+import { app } from "../../../src/app";
 import {
   ISOLATE_TTL_MS,
   tokenCacheKey,
@@ -14,6 +16,7 @@ import {
   createService,
   createWebhook,
   expectStatus,
+  ORIGIN,
   send,
   tokenHash,
 } from "../helpers";
@@ -288,6 +291,41 @@ describe("faults", () => {
     expect(logged).toContain("ingress.auth_lookup_failed");
     expect(logged).toContain("D1 is unavailable");
     expect(logged).not.toContain(await tokenHash(cold.token.id));
+  });
+
+  it("keep a revocation and answer 204 when KV refuses the purge, logging it", async () => {
+    const victim = await createWebhook(admin.session);
+    expect(
+      (await send(victim.webhook.id, { authorization: victim.credentials.authorization })).status,
+    ).toBe(202);
+    const failing = {
+      ...env,
+      AUTH_CACHE: {
+        delete: () => Promise.reject(new Error("KV unavailable")),
+      } as unknown as KVNamespace,
+    };
+    const lines: string[] = [];
+    const capture = vi.spyOn(console, "error").mockImplementation((line) => {
+      lines.push(String(line));
+    });
+
+    // The repeat 10 s later is left to run on its own.
+    const revoked = await app.fetch(
+      new Request(`${ORIGIN}/v1/tokens/${victim.token.id}`, {
+        method: "DELETE",
+        headers: { Authorization: `Bearer ${admin.session}` },
+      }),
+      failing,
+      createExecutionContext(),
+    );
+    capture.mockRestore();
+
+    expect(revoked.status).toBe(204);
+    const row = await env.DB.prepare("select revoked_at from tokens where id = ?")
+      .bind(victim.token.id)
+      .first<{ revoked_at: number | null }>();
+    expect(row?.revoked_at).not.toBeNull();
+    expect(lines.join("\n")).toContain("auth_cache.purge_failed");
   });
 
   it("fall back to D1 when KV fails", async () => {

@@ -176,6 +176,38 @@ describe("the idle sweep", () => {
     expect(audits?.n).toBe(0);
   });
 
+  it("keeps the purge requested while KV refuses it, and finishes on the next run", async () => {
+    const person = await createPerson(admin.session, "kv-kim");
+    const hook = await createWebhook(person.session);
+    expect(
+      (await send(hook.webhook.id, { authorization: hook.credentials.authorization })).status,
+    ).toBe(202);
+    const key = tokenCacheKey(await tokenHash(hook.token.id));
+    expect(await env.AUTH_CACHE.get(key)).not.toBeNull();
+    await setLastActive(person.user.id, Date.now() - 90 * DAY);
+    const refusing = {
+      ...env,
+      AUTH_CACHE: { delete: () => Promise.reject(new Error("KV unavailable")) },
+    } as unknown as Env;
+    const scheduled = createScheduledController({ scheduledTime: Date.now(), cron: "17 * * * *" });
+
+    await expect(worker.scheduled(scheduled, refusing)).rejects.toThrow(/KV refused/);
+    const requested = await env.DB.prepare(
+      "select purge_requested_at as at from users where id = ?",
+    )
+      .bind(person.user.id)
+      .first<{ at: number | null }>();
+    expect(requested?.at).not.toBeNull();
+    await sweepAt(Date.now());
+
+    const cleared = await env.DB.prepare("select purge_requested_at as at from users where id = ?")
+      .bind(person.user.id)
+      .first<{ at: number | null }>();
+    expect(cleared?.at).toBeNull();
+    expect(await env.AUTH_CACHE.get(key)).toBeNull();
+    expect((await account(person.user.id)).status).toBe("inactive");
+  });
+
   it("removes events past their retention with their R2 bodies, and expired sessions", async () => {
     const hook = await createWebhook(admin.session);
     const small = await send(hook.webhook.id, { authorization: hook.credentials.authorization });
