@@ -80,6 +80,7 @@ export async function consumeEvents(batch: MessageBatch<unknown>, env: Env): Pro
       lastError: null,
     }),
   );
+  let stored = readable;
   try {
     await env.DB.batch(statements);
     for (const { message } of readable) message.ack();
@@ -88,19 +89,24 @@ export async function consumeEvents(batch: MessageBatch<unknown>, env: Env): Pro
       size: readable.length,
       error: errorSummary(batchError),
     });
-    for (const [index, { message, envelope }] of readable.entries()) {
+    stored = [];
+    for (const [index, entry] of readable.entries()) {
       try {
         await (statements[index] as D1PreparedStatement).run();
-        message.ack();
+        entry.message.ack();
+        stored.push(entry);
       } catch (error) {
-        await fail(env, message, envelope.eventId, errorSummary(error));
+        await fail(env, entry.message, entry.envelope.eventId, errorSummary(error));
       }
     }
   }
-  await recordActivity(
-    env,
-    readable.map(({ envelope }) => envelope),
-  );
+  // A message that failed is no activity yet: it counts once it is stored.
+  if (stored.length > 0) {
+    await recordActivity(
+      env,
+      stored.map(({ envelope }) => envelope),
+    );
+  }
 }
 
 async function fail(env: Env, message: Message<unknown>, eventId: string | null, error: string) {

@@ -82,24 +82,30 @@ async function eventRow(id: string) {
 }
 
 /** The real D1 binding, failing every statement that writes to the events table. */
+/** D1 refusing every write of an event, alone or in a batch; other statements go through. */
 function failingEventWrites(): Env {
   const failOn = (sql: string) => /insert into events/i.test(sql);
+  const broken = new WeakSet<object>();
   const db = new Proxy(env.DB, {
     get(target, property) {
       if (property === "prepare") {
         return (sql: string) => {
           if (failOn(sql)) {
-            const broken = {
-              bind: () => broken,
+            const statement = {
+              bind: () => statement,
               run: () => Promise.reject(new Error("D1_ERROR: database is locked")),
             };
-            return broken;
+            broken.add(statement);
+            return statement;
           }
           return target.prepare(sql);
         };
       }
       if (property === "batch") {
-        return () => Promise.reject(new Error("D1_ERROR: database is locked"));
+        return (statements: D1PreparedStatement[]) =>
+          statements.some((statement) => broken.has(statement))
+            ? Promise.reject(new Error("D1_ERROR: database is locked"))
+            : target.batch(statements);
       }
       const value = Reflect.get(target, property, target);
       return typeof value === "function" ? value.bind(target) : value;
@@ -207,6 +213,8 @@ describe("the events consumer", () => {
 
   it("retries a message that cannot be stored, with growing backoff", async () => {
     const message = envelope();
+    const longAgo = Date.now() - 30 * 86_400_000;
+    await setLastActive(admin.user.id, longAgo);
 
     const first = await deliver("hookgate-events", [message], failingEventWrites(), 1);
     const third = await deliver("hookgate-events", [message], failingEventWrites(), 3);
@@ -217,6 +225,11 @@ describe("the events consumer", () => {
     expect(third.retryMessages).toEqual([{ msgId: "msg-0", delaySeconds: 40 }]);
     expect([1, 2, 3, 4, 5, 6].map(retryDelaySeconds)).toEqual([10, 20, 40, 80, 160, 300]);
     expect(await eventRow(message.eventId)).toBeNull();
+    // Not stored, so not yet activity.
+    const user = await env.DB.prepare("select last_active_at as at from users where id = ?")
+      .bind(admin.user.id)
+      .first<{ at: number }>();
+    expect(user?.at).toBe(longAgo);
   });
 
   it("retries an unreadable message so that it reaches the dead-letter queue", async () => {
