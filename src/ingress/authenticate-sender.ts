@@ -115,7 +115,12 @@ export async function authenticateSender(c: Context<AppEnv>, webhookId: string):
     );
   }
   if (!facts.canSend) {
-    throw new HttpProblem("insufficient_scope", "This integration token lacks the `send` scope.");
+    throw refuse(
+      "insufficient_scope",
+      "This integration token lacks the `send` scope.",
+      credential.scheme,
+      "insufficient_scope",
+    );
   }
 
   // The caller proved it holds a genuine token: the limiter, meant for guessers, stays out

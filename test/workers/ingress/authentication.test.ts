@@ -98,7 +98,11 @@ describe("refusing a caller", () => {
       const res = await refusal(await send(bearerHook.webhook.id, { authorization }));
 
       expect(res, authorization).toMatchObject({ status: 400, code: "invalid_request" });
-      expect(res.challenge).toContain('error="invalid_request"');
+      expect(res.challenge).toBe(
+        authorization.startsWith("Basic")
+          ? 'Basic realm="hookgate", charset="UTF-8", error="invalid_request"'
+          : 'Bearer realm="hookgate", error="invalid_request"',
+      );
     }
   });
 
@@ -147,7 +151,11 @@ describe("refusing a caller", () => {
     );
 
     for (const answer of [...answers, revokedAnswer]) expect(answer).toEqual(answers[0]);
+    expect(answers[0]?.challenge).toBe('Bearer realm="hookgate", error="invalid_token"');
     expect(wrongUser).toMatchObject({ status: 401, code: "invalid_credentials" });
+    expect(wrongUser.challenge).toBe(
+      'Basic realm="hookgate", charset="UTF-8", error="invalid_token"',
+    );
     expect(wrongUser.detail).toBe(answers[0]?.detail);
   });
 
@@ -161,6 +169,7 @@ describe("refusing a caller", () => {
     );
 
     expect(res).toMatchObject({ status: 401, code: "account_inactive" });
+    expect(res.challenge).toBe('Bearer realm="hookgate", error="invalid_token"');
   });
 
   it("refuses an app token on another webhook", async () => {
@@ -169,6 +178,7 @@ describe("refusing a caller", () => {
     );
 
     expect(res).toMatchObject({ status: 401, code: "token_not_valid_for_webhook" });
+    expect(res.challenge).toBe('Bearer realm="hookgate", error="invalid_token"');
   });
 
   it("names the right scheme when the caller used the other one", async () => {
@@ -176,8 +186,16 @@ describe("refusing a caller", () => {
       await send(basicHook.webhook.id, { authorization: `Bearer ${admin.integration.secret}` }),
     );
 
+    const basicOnBearer = await refusal(
+      await send(bearerHook.webhook.id, {
+        authorization: basicAuthorization(admin.user.username, admin.integration.secret),
+      }),
+    );
+
     expect(res).toMatchObject({ status: 401, code: "wrong_auth_scheme" });
     expect(res.challenge).toBe('Basic realm="hookgate", charset="UTF-8"');
+    expect(basicOnBearer).toMatchObject({ status: 401, code: "wrong_auth_scheme" });
+    expect(basicOnBearer.challenge).toBe('Bearer realm="hookgate"');
   });
 
   it("reveals a missing or disabled webhook only after authentication", async () => {
@@ -220,9 +238,12 @@ describe("refusing a caller", () => {
       201,
     );
 
-    const res = await send(bearerHook.webhook.id, { authorization: `Bearer ${manageOnly.secret}` });
+    const res = await refusal(
+      await send(bearerHook.webhook.id, { authorization: `Bearer ${manageOnly.secret}` }),
+    );
 
-    expect(res.status).toBe(403);
+    expect(res).toMatchObject({ status: 403, code: "insufficient_scope" });
+    expect(res.challenge).toBe('Bearer realm="hookgate", error="insufficient_scope"');
   });
 
   it("answers 405 with Allow: POST to other methods", async () => {
