@@ -7,6 +7,7 @@ import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import { constants } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { bootstrapHint } from "./bootstrap-hint.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const wrangler = join(root, "node_modules", ".bin", "wrangler");
@@ -73,13 +74,7 @@ if (migrated.status !== 0) {
 
 const users = countUsers(persistArgs);
 if (users === 0) {
-  const body = JSON.stringify({ username: "admin", password: "<choose at least 12 characters>" });
-  console.log(`
-The local database has no accounts yet. Once the server below is ready, create the first
-admin (this answers with a session token and an integration token; store them):
-
-  curl -sS -X POST http://localhost:${port}/v1/bootstrap -H "Authorization: Bearer ${token}" -H "Content-Type: application/json" -d '${body}'
-`);
+  console.log(bootstrapHint({ baseUrl: `http://localhost:${port}`, bootstrapToken: token }).text);
 } else if (users === null) {
   console.warn("Could not count the local accounts; see `npm run db:migrate` if requests fail.");
 }

@@ -1,7 +1,8 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { inject } from "vitest";
-import { call, curl } from "./http";
+import { bootstrapHint } from "../../scripts/bootstrap-hint.mjs";
+import { call, pasteCurl } from "./http";
 
 export const ADMIN_USERNAME = "admin";
 export const ADMIN_PASSWORD = "correct-horse-battery-staple";
@@ -27,12 +28,14 @@ export async function firstBootstrap(): Promise<BootstrapAnswer> {
     if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
   }
 
-  const answer = await curl([
-    ...["-X", "POST", `${inject("baseUrl")}/v1/bootstrap`],
-    ...["-H", `Authorization: Bearer ${inject("bootstrapToken")}`],
-    ...["-H", "Content-Type: application/json"],
-    ...["-d", JSON.stringify({ username: ADMIN_USERNAME, password: ADMIN_PASSWORD })],
-  ]);
+  // The password is fixed here, in place of the random one `npm start` makes, so that the
+  // other test files can log in.
+  const { command } = bootstrapHint({
+    baseUrl: inject("baseUrl"),
+    bootstrapToken: inject("bootstrapToken"),
+    password: ADMIN_PASSWORD,
+  });
+  const answer = await pasteCurl(command);
   writeFileSync(record, JSON.stringify(answer), { flag: "wx", mode: 0o600 });
   return answer;
 }

@@ -50,9 +50,23 @@ export async function call<T = unknown>(
 
 const execFileAsync = promisify(execFile);
 
+/**
+ * Runs a curl command line in `sh`, as a reader pasting it into a terminal would; returns
+ * the status and the raw body.
+ */
+export async function pasteCurl(commandLine: string): Promise<{ status: number; body: string }> {
+  // Appended, curl's -w reports the status after the body.
+  const { stdout } = await execFileAsync("sh", ["-c", `${commandLine} -w '\n%{http_code}'`]);
+  return statusAndBody(stdout);
+}
+
+function statusAndBody(stdout: string) {
+  const cut = stdout.lastIndexOf("\n");
+  return { status: Number(stdout.slice(cut + 1)), body: stdout.slice(0, cut) };
+}
+
 /** Runs curl as a reader of the README would; returns the status and the raw body. */
 export async function curl(args: string[]): Promise<{ status: number; body: string }> {
   const { stdout } = await execFileAsync("curl", ["-sS", "-w", "\n%{http_code}", ...args]);
-  const cut = stdout.lastIndexOf("\n");
-  return { status: Number(stdout.slice(cut + 1)), body: stdout.slice(0, cut) };
+  return statusAndBody(stdout);
 }
