@@ -185,6 +185,10 @@ describe("PUT /v1/users/{id}/password", () => {
       .bind(webhook.token.id)
       .first<{ revoked_at: number | null }>();
     expect(appToken?.revoked_at).toBeNull();
+    const delivery = await send(webhook.webhook.id, {
+      authorization: webhook.credentials.authorization,
+    });
+    expect(delivery.status).toBe(202);
     expect(await login("leaver", "a-brand-new-password")).toMatch(/^hgs_/);
   });
 

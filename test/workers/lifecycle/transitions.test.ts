@@ -10,7 +10,6 @@ import {
   createService,
   createWebhook,
   expectStatus,
-  markInactive,
   send,
   setLastActive,
   tokenHash,
@@ -242,6 +241,10 @@ describe("deleting an account", () => {
   it("is refused while live tokens remain, then hands the webhooks to the admin", async () => {
     const leaver = await createPerson(admin.session, "leaving-lee");
     const hook = await createWebhook(leaver.session);
+    // Switched off by the sweep, its tokens still count: a reactivation would revive them.
+    await setLastActive(leaver.user.id, Date.now() - 61 * DAY);
+    await sweepAt(Date.now());
+    expect((await account(leaver.user.id)).status).toBe("inactive");
 
     const refused = await expectStatus(
       call(`/v1/users/${leaver.user.id}`, { method: "DELETE", token: admin.session }),
@@ -330,10 +333,11 @@ describe("webhook health", () => {
     expect(afterReport.items.map((item: { id: string }) => item.id)).not.toContain(hook.webhook.id);
   });
 
-  it("calls a webhook broken once its only credential's owner is inactive", async () => {
+  it("calls a webhook broken once the sweep switched its only credential's owner off", async () => {
     const person = await createPerson(admin.session, "broken-bo");
     const hook = await createWebhook(person.session);
-    await markInactive(person.user.id);
+    await setLastActive(person.user.id, Date.now() - 61 * DAY);
+    await sweepAt(Date.now());
 
     const webhook = await expectStatus(
       call(`/v1/webhooks/${hook.webhook.id}`, { token: admin.session }),
@@ -342,6 +346,24 @@ describe("webhook health", () => {
 
     expect(webhook.health.status).toBe("broken");
     expect(webhook.credentials[0].owner.status).toBe("inactive");
+  });
+
+  it("looks as far ahead as the report's withinDays", async () => {
+    const service = await createService(admin.session, "expiring-service");
+    const hook = await createWebhook(admin.session, { tokenOwnerId: service.id });
+    await env.DB.prepare("update tokens set expires_at = ? where id = ?")
+      .bind(Date.now() + 10 * DAY, hook.token.id)
+      .run();
+    const listed = async (withinDays: number) => {
+      const report = await expectStatus(
+        call(`/v1/reports/at-risk?limit=100&withinDays=${withinDays}`, { token: admin.session }),
+        200,
+      );
+      return report.items.some((item: { id: string }) => item.id === hook.webhook.id);
+    };
+
+    expect(await listed(5)).toBe(false);
+    expect(await listed(14)).toBe(true);
   });
 });
 
