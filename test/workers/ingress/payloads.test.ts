@@ -1,5 +1,10 @@
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
+import worker from "../../../src/index";
+import type { EventEnvelope } from "../../../src/queue/envelope";
+import { sha256Hex } from "../../../src/shared/encoding";
+import { newId } from "../../../src/shared/ids";
 import {
   bootstrapAdmin,
   call,
@@ -158,7 +163,7 @@ describe("Idempotency-Key", () => {
   });
 
   it("rejects a key that is empty, too long or not printable", async () => {
-    for (const key of ["x".repeat(256), "tab\there", "ünï"]) {
+    for (const key of ["", "x".repeat(256), "tab\there", "ünï"]) {
       const res = await send(hook.webhook.id, {
         authorization: hook.credentials.authorization,
         headers: { "Idempotency-Key": key },
@@ -166,4 +171,77 @@ describe("Idempotency-Key", () => {
       expect(res.status, key).toBe(400);
     }
   });
+
+  it("keeps a key's receipt in KV for 24 hours", async () => {
+    const key = "receipt-ttl";
+    const slot = `idempotency:${hook.webhook.id}:${await sha256Hex(key)}`;
+    const sentAt = Math.floor(Date.now() / 1000);
+
+    const receipt = await accept("{}", "application/json", { "Idempotency-Key": key });
+
+    const { keys } = await env.AUTH_CACHE.list({ prefix: slot });
+    expect(keys.map((entry) => entry.name)).toEqual([slot]);
+    const expiration = keys[0]?.expiration ?? 0;
+    expect(expiration - sentAt).toBeGreaterThanOrEqual(DAY_SECONDS);
+    expect(expiration - sentAt).toBeLessThanOrEqual(DAY_SECONDS + 5);
+    expect(await env.AUTH_CACHE.get(slot, "json")).toEqual(receipt);
+  });
+
+  it("stores a second event with the key once 24 hours have passed, not before", async () => {
+    const first = await accept('{"n":1}', "application/json", { "Idempotency-Key": "daily" });
+    const stored = await env.DB.prepare("select received_at from events where id = ?")
+      .bind(first.id)
+      .first<{ received_at: number }>();
+    const firstAt = stored?.received_at ?? 0;
+    // Redeliveries as the consumer would get them once the KV receipt has expired.
+    const within = keyedEnvelope("daily", firstAt + DAY_SECONDS * 1000 - 60_000);
+    const after = keyedEnvelope("daily", firstAt + DAY_SECONDS * 1000 + 60_000);
+
+    const withinResult = await consume(within);
+    const afterResult = await consume(after);
+
+    expect(firstAt).toBe(Date.parse(first.receivedAt));
+    expect(withinResult.explicitAcks).toEqual(["m"]);
+    expect(afterResult.explicitAcks).toEqual(["m"]);
+    const rows = await env.DB.prepare(
+      "select id from events where webhook_id = ? and idempotency_key = ? order by received_at",
+    )
+      .bind(hook.webhook.id, "daily")
+      .all<{ id: string }>();
+    expect(rows.results.map((row) => row.id)).toEqual([first.id, after.eventId]);
+    expect(await listed(after.eventId)).toMatchObject({
+      status: "stored",
+      idempotencyKey: "daily",
+    });
+  });
 });
+
+const DAY_SECONDS = 86_400;
+
+/** An envelope as the ingress makes it, on the test's webhook, with a key and a time. */
+function keyedEnvelope(idempotencyKey: string, receivedAt: number): EventEnvelope {
+  return {
+    version: 1,
+    eventId: newId("evt"),
+    webhookId: hook.webhook.id,
+    tokenId: hook.token.id,
+    accountId: admin.user.id,
+    receivedAt,
+    idempotencyKey,
+    contentType: "application/json",
+    body: '{"n":1}',
+    bodyEncoding: "utf8",
+    bodyKey: null,
+    bodySize: 7,
+  };
+}
+
+/** Delivers one message to the real events consumer. */
+async function consume(envelope: EventEnvelope) {
+  const batch = createMessageBatch("hookgate-events", [
+    { id: "m", timestamp: new Date(), attempts: 1, body: envelope },
+  ]);
+  const ctx = createExecutionContext();
+  await worker.queue(batch, env);
+  return getQueueResult(batch, ctx);
+}
