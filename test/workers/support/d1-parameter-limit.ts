@@ -23,7 +23,8 @@ export function parameterLimitedEnv(): Env {
   return { ...env, DB: db };
 }
 
-function limitBinding(statement: D1PreparedStatement, sql: string): D1PreparedStatement {
+/** The statement, refusing to be bound with more parameters than production D1 takes. */
+export function limitBinding(statement: D1PreparedStatement, sql: string): D1PreparedStatement {
   const bind = statement.bind.bind(statement);
   statement.bind = (...values: unknown[]) => {
     if (values.length > D1_MAX_BOUND_PARAMETERS) {

@@ -1,4 +1,5 @@
 import { env } from "cloudflare:workers";
+import { limitBinding } from "./d1-parameter-limit";
 
 export interface BindingCounts {
   d1Queries: number;
@@ -13,7 +14,8 @@ const WRITE_SQL = /^\s*(insert|update|delete|replace)\b/i;
 
 /**
  * The real local bindings, wrapped to count what a request does to them. Nothing is
- * simulated: every call goes through to workerd's D1, KV, Queues and R2.
+ * simulated: every call goes through to workerd's D1, KV, Queues and R2, and D1 refuses
+ * more bound parameters than production would.
  */
 export function instrumentedEnv(): { env: Env; counts: BindingCounts; jobs: unknown[] } {
   const jobs: unknown[] = [];
@@ -35,7 +37,7 @@ export function instrumentedEnv(): { env: Env; counts: BindingCounts; jobs: unkn
       if (property === "prepare") {
         return (sql: string) => {
           countSql(sql);
-          return target.prepare(sql);
+          return limitBinding(target.prepare(sql), sql);
         };
       }
       const value = Reflect.get(target, property, target);
