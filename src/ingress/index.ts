@@ -6,8 +6,7 @@ import { HttpProblem, problem } from "../http/problems";
 import {
   type EventEnvelope,
   encodeBody,
-  envelopeBytes,
-  MAX_ENVELOPE_BYTES,
+  exceedsMessageBudget,
   payloadKey,
 } from "../queue/envelope";
 import { sha256Hex } from "../shared/encoding";
@@ -117,7 +116,7 @@ async function accept(env: Env, sender: Sender, payload: Payload): Promise<Recei
     bodySize: payload.bytes.byteLength,
   };
   try {
-    if (envelopeBytes(envelope) > MAX_ENVELOPE_BYTES) {
+    if (exceedsMessageBudget(envelope)) {
       envelope.bodyKey = payloadKey(envelope.webhookId, envelope.eventId);
       await env.PAYLOADS.put(envelope.bodyKey, payload.bytes, {
         httpMetadata: payload.contentType ? { contentType: payload.contentType } : undefined,
