@@ -1,5 +1,6 @@
 import { Scalar } from "@scalar/hono-api-reference";
 import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import { methodNotAllowed } from "hono/method-not-allowed";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
@@ -9,6 +10,8 @@ import { openDatabase } from "./data/db";
 import type { AppEnv } from "./http/app-env";
 import { handleError, problem } from "./http/problems";
 import { ingress } from "./ingress";
+
+const MAX_MANAGEMENT_BODY_BYTES = 64 * 1024;
 
 export const app = new Hono<AppEnv>();
 
@@ -24,10 +27,22 @@ app.use(
 );
 // The management API carries secrets in some answers: no caching anywhere, no sniffing.
 // It sends no CORS headers: it is for servers and scripts, and /docs is same-origin.
-app.use("/v1/*", secureHeaders(), async (c, next) => {
-  await next();
-  c.header("Cache-Control", "no-store");
-});
+app.use(
+  "/v1/*",
+  secureHeaders(),
+  async (c, next) => {
+    await next();
+    c.header("Cache-Control", "no-store");
+  },
+  // Management bodies are small JSON documents; a larger one is refused before it is read.
+  bodyLimit({
+    maxSize: MAX_MANAGEMENT_BODY_BYTES,
+    onError: (c) =>
+      problem(c, "payload_too_large", `The body exceeds ${MAX_MANAGEMENT_BODY_BYTES} bytes.`, {
+        extensions: { maxBodyBytes: MAX_MANAGEMENT_BODY_BYTES },
+      }),
+  }),
+);
 app.use("*", async (c, next) => {
   c.set("services", {
     env: c.env,

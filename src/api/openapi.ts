@@ -14,6 +14,8 @@ const DESCRIPTIONS: Partial<Record<ContentfulStatusCode, string>> = {
   403: "Authenticated, but not allowed (`forbidden`, `insufficient_scope`)",
   404: "No such record, or one the caller may not see",
   409: "The request conflicts with the current state",
+  413: "The body exceeds the management API's limit of 64 KiB",
+  415: "A body was sent that is not `application/json`",
   429: "Too many attempts; see `Retry-After`",
 };
 

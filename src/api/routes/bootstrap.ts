@@ -59,7 +59,7 @@ const route = createRoute({
         .openapi("Bootstrap"),
       "The first admin, a session token and an integration token (send, manage)",
     ),
-    ...problems(400, 401, 403, 409),
+    ...problems(400, 401, 403, 409, 413),
   },
 });
 

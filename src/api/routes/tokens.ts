@@ -57,7 +57,7 @@ const roll = createRoute({
       z.object({ token: TokenWithSecretSchema, previous: TokenSchema }).openapi("RolledToken"),
       "The new token with its secret, and the old one with its new expiry",
     ),
-    ...problems(400, 401, 403, 404, 409),
+    ...problems(400, 401, 403, 404, 409, 413, 415),
   },
 });
 
@@ -78,7 +78,7 @@ const transfer = createRoute({
       z.object({ token: TokenSchema, notice: z.string() }).openapi("TransferredToken"),
       "The token on its new account",
     ),
-    ...problems(400, 401, 403, 404, 409),
+    ...problems(400, 401, 403, 404, 409, 413),
   },
 });
 

@@ -72,7 +72,7 @@ const create = createRoute({
   },
   responses: {
     201: json(UserSchema, "The new account"),
-    ...problems(400, 401, 403, 409),
+    ...problems(400, 401, 403, 409, 413),
   },
 });
 
@@ -125,7 +125,7 @@ const update = createRoute({
       }),
     ),
   },
-  responses: { 200: json(UserSchema, "The account"), ...problems(400, 401, 403, 404, 409) },
+  responses: { 200: json(UserSchema, "The account"), ...problems(400, 401, 403, 404, 409, 413) },
 });
 
 const password = createRoute({
@@ -139,7 +139,7 @@ const password = createRoute({
   middleware: ANY_ACCOUNT,
   security: BEARER,
   request: { params: UserParams, body: jsonBody(z.object({ password: Password })) },
-  responses: { 204: noContent, ...problems(400, 401, 403, 404) },
+  responses: { 204: noContent, ...problems(400, 401, 403, 404, 413) },
 });
 
 const createToken = createRoute({
@@ -168,7 +168,7 @@ const createToken = createRoute({
   },
   responses: {
     201: json(TokenWithSecretSchema, "The new token with its secret"),
-    ...problems(400, 401, 403, 404),
+    ...problems(400, 401, 403, 404, 413),
   },
 });
 

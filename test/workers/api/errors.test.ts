@@ -57,6 +57,18 @@ describe("problem documents", () => {
     expect(malformed.code).toBe("invalid_request");
   });
 
+  it("answer 413 to a management body over 64 KiB, before authentication", async () => {
+    const res = await call("/v1/webhooks", {
+      method: "POST",
+      token: "hgs_not-a-real-session",
+      body: { name: "x".repeat(64 * 1024), authMethod: "bearer" },
+    });
+    const problem = (await res.json()) as { code: string; maxBodyBytes: number };
+
+    expect(res.status).toBe(413);
+    expect(problem).toMatchObject({ code: "payload_too_large", maxBodyBytes: 65_536 });
+  });
+
   it("map every code to one status, and the OpenAPI document lists every code", async () => {
     const document = await expectStatus(call("/v1/openapi.json"), 200);
 
