@@ -74,7 +74,7 @@ function sourceVersion() {
 async function main() {
   const started = performance.now();
   const settings: LoadSettings = {
-    rounds: setting("BENCH_ROUNDS", 4),
+    rounds: setting("BENCH_ROUNDS", 8),
     secondsPerRound: setting("BENCH_SECONDS", 5),
     connections: setting("BENCH_CONNECTIONS", 16),
     coldTokens: setting("BENCH_COLD_TOKENS", 200),
