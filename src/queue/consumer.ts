@@ -81,9 +81,13 @@ export async function consumeEvents(batch: MessageBatch<unknown>, env: Env): Pro
     }),
   );
   let stored = readable;
+  const unchanged: EventEnvelope[] = [];
   try {
-    await env.DB.batch(statements);
-    for (const { message } of readable) message.ack();
+    const results = await env.DB.batch(statements);
+    for (const [index, { message, envelope }] of readable.entries()) {
+      message.ack();
+      if (results[index]?.meta.changes === 0) unchanged.push(envelope);
+    }
   } catch (batchError) {
     log("warn", "consumer.batch_failed", {
       size: readable.length,
@@ -92,20 +96,47 @@ export async function consumeEvents(batch: MessageBatch<unknown>, env: Env): Pro
     stored = [];
     for (const [index, entry] of readable.entries()) {
       try {
-        await (statements[index] as D1PreparedStatement).run();
+        const result = await (statements[index] as D1PreparedStatement).run();
         entry.message.ack();
         stored.push(entry);
+        if (result.meta.changes === 0) unchanged.push(entry.envelope);
       } catch (error) {
         await fail(env, entry.message, entry.envelope.eventId, errorSummary(error));
       }
     }
   }
+  await dropUnstoredBodies(env, unchanged);
   // A message that failed is no activity yet: it counts once it is stored.
   if (stored.length > 0) {
     await recordActivity(
       env,
       stored.map(({ envelope }) => envelope),
     );
+  }
+}
+
+/**
+ * An envelope whose insert changed nothing was either stored before (a redelivery) or
+ * dropped: a duplicate by `Idempotency-Key`, or an event of a deleted webhook. A dropped
+ * event's large body would stay in R2 with no row to find it by, so it is deleted; a
+ * body whose event row exists stays. Failing here loses nothing but storage.
+ */
+async function dropUnstoredBodies(env: Env, envelopes: EventEnvelope[]) {
+  const withBodies = envelopes.filter((envelope) => envelope.bodyKey !== null);
+  if (withBodies.length === 0) return;
+  try {
+    const { results } = await env.DB.prepare(
+      "select id from events where id in (select value from json_each(?1))",
+    )
+      .bind(JSON.stringify(withBodies.map((envelope) => envelope.eventId)))
+      .all<{ id: string }>();
+    const kept = new Set(results.map((row) => row.id));
+    const orphans = withBodies.flatMap((envelope) =>
+      !kept.has(envelope.eventId) && envelope.bodyKey ? [envelope.bodyKey] : [],
+    );
+    if (orphans.length > 0) await env.PAYLOADS.delete(orphans);
+  } catch (error) {
+    log("warn", "consumer.orphan_cleanup_failed", { error: errorSummary(error) });
   }
 }
 
@@ -178,11 +209,12 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env)
       "json",
     ).catch(() => null);
     try {
-      await storeStatement(env.DB, envelope, {
+      const result = await storeStatement(env.DB, envelope, {
         status: "dead",
         attempts: failure?.attempts ?? 0,
         lastError: failure?.error ?? "Delivery failed after every retry.",
       }).run();
+      if (result.meta.changes === 0) await dropUnstoredBodies(env, [envelope]);
       log("warn", "dead_letter.recorded", {
         eventId: envelope.eventId,
         webhookId: envelope.webhookId,

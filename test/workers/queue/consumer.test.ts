@@ -190,6 +190,33 @@ describe("the events consumer", () => {
     expect(await eventRow(gone.eventId)).toBeNull();
   });
 
+  it("deletes the R2 body of an event it drops, and keeps a stored event's", async () => {
+    const stored = envelope({ body: null, bodyKey: `payloads/${hook.webhook.id}/kept` });
+    const redelivered = { ...stored };
+    const gone = envelope({
+      webhookId: "wh_deleted00000000000000",
+      body: null,
+      bodyKey: "payloads/wh_deleted00000000000000/orphan",
+    });
+    const original = envelope({ idempotencyKey: "order-7" });
+    const duplicate = envelope({
+      idempotencyKey: "order-7",
+      body: null,
+      bodyKey: `payloads/${hook.webhook.id}/duplicate`,
+    });
+    for (const { bodyKey } of [stored, gone, duplicate]) {
+      await env.PAYLOADS.put(bodyKey as string, "large body");
+    }
+
+    await deliver("hookgate-events", [stored, original]);
+    await deliver("hookgate-events", [redelivered, gone, duplicate]);
+
+    expect(await env.PAYLOADS.head(stored.bodyKey as string)).not.toBeNull();
+    expect(await env.PAYLOADS.head(gone.bodyKey as string)).toBeNull();
+    expect(await env.PAYLOADS.head(duplicate.bodyKey as string)).toBeNull();
+    expect(await eventRow(duplicate.eventId)).toBeNull();
+  });
+
   it("records a webhook call as activity at most once per interval", async () => {
     const longAgo = Date.now() - 30 * 86_400_000;
     await setLastActive(admin.user.id, longAgo);
