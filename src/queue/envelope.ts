@@ -79,5 +79,9 @@ export function exceedsMessageBudget(envelope: EventEnvelope): boolean {
 
 /** Where a large body lives in R2: grouped by webhook, so a webhook's bodies can be listed. */
 export function payloadKey(webhookId: string, eventId: string): string {
-  return `payloads/${webhookId}/${eventId}`;
+  return `${payloadPrefix(webhookId)}${eventId}`;
+}
+
+export function payloadPrefix(webhookId: string): string {
+  return `payloads/${webhookId}/`;
 }

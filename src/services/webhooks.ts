@@ -3,8 +3,10 @@ import { purgeTokenFacts, purgeWebhookFacts } from "../auth/decision-cache";
 import type { Config } from "../config";
 import { afterCursor, decodeCursor, encodeCursor, toPage } from "../data/pagination";
 import { type Token, tokens, type User, users, type Webhook, webhooks } from "../data/schema";
+import { payloadPrefix } from "../queue/envelope";
 import { DomainError, notFound } from "../shared/errors";
 import { newId } from "../shared/ids";
+import { errorSummary, log } from "../shared/log";
 import { auditInsert } from "./audit";
 import {
   type Actor,
@@ -329,4 +331,23 @@ export async function deleteWebhook(ctx: ServiceContext, actor: Actor, id: strin
     appTokens.map((token) => token.hash),
     ctx.waitUntil,
   );
+  ctx.waitUntil(deletePayloads(ctx.env, id));
+}
+
+/**
+ * Deletes a deleted webhook's large bodies from R2, a listed page of up to 1,000 at a
+ * time, after the answer. Its events are gone from D1 already, so nothing else would
+ * find these objects; a failure is logged and leaves the rest in the bucket.
+ */
+async function deletePayloads(env: Env, webhookId: string) {
+  try {
+    let cursor: string | undefined;
+    do {
+      const page = await env.PAYLOADS.list({ prefix: payloadPrefix(webhookId), cursor });
+      if (page.objects.length > 0) await env.PAYLOADS.delete(page.objects.map((o) => o.key));
+      cursor = page.truncated ? page.cursor : undefined;
+    } while (cursor);
+  } catch (error) {
+    log("error", "webhook.payload_cleanup_failed", { webhookId, error: errorSummary(error) });
+  }
 }

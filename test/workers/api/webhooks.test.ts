@@ -9,6 +9,8 @@ import {
   createWebhook,
   expectStatus,
   ORIGIN,
+  send,
+  waitForStoredEvent,
 } from "../helpers";
 
 let admin: Awaited<ReturnType<typeof bootstrapAdmin>>;
@@ -188,8 +190,16 @@ describe("changing webhooks", () => {
     expect(await env.AUTH_CACHE.get(key)).toBeNull();
   });
 
-  it("deletes a webhook with its app tokens", async () => {
+  it("deletes a webhook with its app tokens, its events and their R2 bodies", async () => {
     const created = await createWebhook(member.session);
+    const accepted = await send(created.webhook.id, {
+      authorization: created.credentials.authorization,
+      body: new Uint8Array(200_000),
+    });
+    const { id: eventId } = (await accepted.json()) as { id: string };
+    await waitForStoredEvent(eventId);
+    const prefix = `payloads/${created.webhook.id}/`;
+    expect((await env.PAYLOADS.list({ prefix })).objects).toHaveLength(1);
 
     await expectStatus(
       call(`/v1/webhooks/${created.webhook.id}`, { method: "DELETE", token: member.session }),
@@ -201,5 +211,13 @@ describe("changing webhooks", () => {
       .bind(created.webhook.id)
       .first<{ n: number }>();
     expect(left?.n).toBe(0);
+    expect(
+      await env.DB.prepare("select id from events where id = ?").bind(eventId).first(),
+    ).toBeNull();
+    // The bodies go after the answer.
+    for (let i = 0; i < 50 && (await env.PAYLOADS.list({ prefix })).objects.length > 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect((await env.PAYLOADS.list({ prefix })).objects).toEqual([]);
   });
 });
