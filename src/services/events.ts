@@ -55,7 +55,7 @@ export async function listEvents(
 }
 
 /** The body as the API shows it: inline from D1, or fetched from R2 and encoded alike. */
-async function readBody(ctx: ServiceContext, event: Event): Promise<string> {
+export async function readBody(ctx: ServiceContext, event: Event): Promise<string> {
   if (event.bodyKey === null) return event.body ?? "";
   return encodeBodyAs(await readBodyBytes(ctx, event), event.bodyEncoding);
 }

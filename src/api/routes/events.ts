@@ -5,6 +5,7 @@ import {
   getVisibleEvent,
   listEvents,
   PAGE_BODY_BUDGET_BYTES,
+  readBody,
   readBodyBytes,
   replayEvent,
 } from "../../services/events";
@@ -100,6 +101,7 @@ export const eventRoutes = new OpenAPIHono<AppEnv>()
     });
   })
   .openapi(replay, async (c) => {
-    const event = await replayEvent(c.get("services"), c.get("actor"), c.req.valid("param").id);
-    return c.json(presentEvent(event, event.bodyKey === null ? (event.body ?? "") : ""), 202);
+    const services = c.get("services");
+    const event = await replayEvent(services, c.get("actor"), c.req.valid("param").id);
+    return c.json(presentEvent(event, await readBody(services, event)), 202);
   });

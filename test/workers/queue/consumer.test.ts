@@ -325,6 +325,23 @@ describe("dead letters", () => {
     expect(again.code).toBe("event_not_dead");
   });
 
+  it("answer a replay with the body even when it waits in R2", async () => {
+    const bodyKey = `payloads/${hook.webhook.id}/replayed-large`;
+    const message = envelope({ body: null, bodyKey, bodyEncoding: "base64", bodySize: 4 });
+    await env.PAYLOADS.put(bodyKey, new Uint8Array([0, 255, 1, 254]));
+    await deliver("hookgate-events-dlq", [message]);
+
+    const replayed = await expectStatus(
+      callOn(recordingQueue().env, `/v1/events/${message.eventId}/replay`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${admin.session}` },
+      }),
+      202,
+    );
+
+    expect(replayed).toMatchObject({ body: "AP8B/g==", bodyEncoding: "base64", bodySize: 4 });
+  });
+
   it("never turn a stored event dead", async () => {
     const message = envelope();
     await deliver("hookgate-events", [message]);
