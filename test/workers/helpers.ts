@@ -2,6 +2,8 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env, exports } from "cloudflare:workers";
 import { expect } from "vitest";
 import { app } from "../../src/app";
+import type { EventEnvelope } from "../../src/queue/envelope";
+import { newId } from "../../src/shared/ids";
 import { TEST_BOOTSTRAP_TOKEN } from "./constants";
 
 export const ORIGIN = "https://hookgate.test";
@@ -179,4 +181,27 @@ export async function setLastActive(userId: string, at: number): Promise<void> {
  */
 export async function markInactive(userId: string): Promise<void> {
   await env.DB.prepare("update users set status = 'inactive' where id = ?").bind(userId).run();
+}
+
+/** An envelope as the ingress makes it for a webhook's first token: a small JSON body. */
+export function envelopeFor(
+  hook: { webhook: { id: string }; token: { id: string } },
+  accountId: string,
+  overrides: Partial<EventEnvelope> = {},
+): EventEnvelope {
+  return {
+    version: 1,
+    eventId: newId("evt"),
+    webhookId: hook.webhook.id,
+    tokenId: hook.token.id,
+    accountId,
+    receivedAt: Date.now(),
+    idempotencyKey: null,
+    contentType: "application/json",
+    body: '{"ok":true}',
+    bodyEncoding: "utf8",
+    bodyKey: null,
+    bodySize: 11,
+    ...overrides,
+  };
 }

@@ -4,11 +4,11 @@ import { beforeAll, describe, expect, it } from "vitest";
 import worker from "../../../src/index";
 import type { EventEnvelope } from "../../../src/queue/envelope";
 import { sha256Hex } from "../../../src/shared/encoding";
-import { newId } from "../../../src/shared/ids";
 import {
   bootstrapAdmin,
   call,
   createWebhook,
+  envelopeFor,
   expectStatus,
   send,
   tableCounts,
@@ -220,20 +220,7 @@ const DAY_SECONDS = 86_400;
 
 /** An envelope as the ingress makes it, on the test's webhook, with a key and a time. */
 function keyedEnvelope(idempotencyKey: string, receivedAt: number): EventEnvelope {
-  return {
-    version: 1,
-    eventId: newId("evt"),
-    webhookId: hook.webhook.id,
-    tokenId: hook.token.id,
-    accountId: admin.user.id,
-    receivedAt,
-    idempotencyKey,
-    contentType: "application/json",
-    body: '{"n":1}',
-    bodyEncoding: "utf8",
-    bodyKey: null,
-    bodySize: 7,
-  };
+  return envelopeFor(hook, admin.user.id, { idempotencyKey, receivedAt });
 }
 
 /** Delivers one message to the real events consumer. */

@@ -10,11 +10,11 @@ import { app } from "../../../src/app";
 import worker from "../../../src/index";
 import { retryDelaySeconds } from "../../../src/queue/consumer";
 import type { EventEnvelope } from "../../../src/queue/envelope";
-import { newId } from "../../../src/shared/ids";
 import {
   bootstrapAdmin,
   call,
   createWebhook,
+  envelopeFor,
   expectStatus,
   ORIGIN,
   setLastActive,
@@ -29,21 +29,7 @@ beforeAll(async () => {
 });
 
 function envelope(overrides: Partial<EventEnvelope> = {}): EventEnvelope {
-  return {
-    version: 1,
-    eventId: newId("evt"),
-    webhookId: hook.webhook.id,
-    tokenId: hook.token.id,
-    accountId: admin.user.id,
-    receivedAt: Date.now(),
-    idempotencyKey: null,
-    contentType: "application/json",
-    body: '{"ok":true}',
-    bodyEncoding: "utf8",
-    bodyKey: null,
-    bodySize: 11,
-    ...overrides,
-  };
+  return envelopeFor(hook, admin.user.id, overrides);
 }
 
 async function deliver(queue: string, bodies: unknown[], bindings: Env = env, attempts = 1) {
