@@ -1,16 +1,15 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { closeSync, openSync, writeFileSync } from "node:fs";
 import { constants } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import { freePort, signalGroup, stopProcessGroup, tail } from "../test/e2e/processes.ts";
 
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const BIN = join(ROOT, "node_modules", ".bin");
 const READY_TIMEOUT_MS = 90_000;
-const STOP_TIMEOUT_MS = 10_000;
 
 /** Every process group this bench started and has not stopped yet. */
 const groups = new Set<ChildProcess>();
@@ -29,7 +28,7 @@ export function stopEverythingOnExit(cleanUp: () => void) {
     });
   }
   process.once("exit", () => {
-    for (const child of groups) signalGroup(child, "SIGKILL");
+    for (const child of groups) signalGroup(child.pid, "SIGKILL");
   });
 }
 
@@ -60,28 +59,10 @@ export async function runTool(tool: string, args: string[], logPath: string) {
     throw new Error(`${tool} ${args.join(" ")} exited with ${code}:\n${tail(logPath)}`);
 }
 
-/** SIGTERM to the whole group, SIGKILL to whatever is left after a grace period. */
+/** Stops a group this bench started, and forgets it. */
 export async function stopGroup(child: ChildProcess) {
   groups.delete(child);
-  if (!signalGroup(child, "SIGTERM")) return;
-  const deadline = Date.now() + STOP_TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    if (!signalGroup(child, 0)) return;
-    await sleep(100);
-  }
-  signalGroup(child, "SIGKILL");
-}
-
-/** Returns false once the group has no process left (or never had one). */
-function signalGroup(child: ChildProcess, signal: NodeJS.Signals | 0): boolean {
-  // Without a pid the spawn failed, and -0 would signal this process's own group.
-  if (child.pid === undefined) return false;
-  try {
-    process.kill(-child.pid, signal);
-    return true;
-  } catch {
-    return false;
-  }
+  await stopProcessGroup(child.pid);
 }
 
 export interface DevServer {
@@ -147,24 +128,4 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   }
   await server.stop();
   throw new Error(`${options.label}: wrangler dev did not become ready:\n${tail(logPath)}`);
-}
-
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve, reject) => {
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", resolve);
-  });
-  const address = probe.address();
-  await new Promise((resolve) => probe.close(resolve));
-  if (address === null || typeof address === "string") throw new Error("No port was assigned");
-  return address.port;
-}
-
-export function tail(path: string, lines = 30): string {
-  try {
-    return readFileSync(path, "utf8").split("\n").slice(-lines).join("\n");
-  } catch {
-    return "(no log)";
-  }
 }

@@ -6,8 +6,9 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
+import { tail } from "../test/e2e/processes.ts";
 import { BARE, type LoadSettings, measureIngress, WARM_BEARER } from "./ingress.ts";
-import { ROOT, runTool, stopEverythingOnExit, tail } from "./processes.ts";
+import { ROOT, runTool, stopEverythingOnExit } from "./processes.ts";
 import {
   type BundleFigures,
   type Figures,

@@ -7,19 +7,17 @@ import {
   mkdtempSync,
   openSync,
   readdirSync,
-  readFileSync,
   rmSync,
   writeFileSync,
 } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import { freePort, signalGroup, stopProcessGroup, tail } from "./processes";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const WRANGLER = join(ROOT, "node_modules", ".bin", "wrangler");
 const READY_TIMEOUT_MS = 90_000;
-const STOP_TIMEOUT_MS = 10_000;
 
 export interface ServerOptions {
   /**
@@ -160,7 +158,7 @@ export async function stopLeftoverServers(runDir: string): Promise<string[]> {
     for (const name of readdirSync(dir)) {
       if (!name.endsWith(GROUP_SUFFIX)) continue;
       const pid = Number(name.slice(0, -GROUP_SUFFIX.length));
-      if (Number.isSafeInteger(pid) && pid > 0 && signalGroup(-pid, 0)) {
+      if (Number.isSafeInteger(pid) && pid > 0 && signalGroup(pid, 0)) {
         await stopProcessGroup(pid);
         stopped.push(dir);
       }
@@ -175,18 +173,6 @@ async function runWrangler(dir: string, args: string[], log: number): Promise<vo
   const [code] = await once(child, "exit");
   await stopTracked(dir, child);
   if (code !== 0) throw new Error(`wrangler ${args.join(" ")} exited with ${code}`);
-}
-
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve, reject) => {
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", resolve);
-  });
-  const address = probe.address();
-  await new Promise((resolve) => probe.close(resolve));
-  if (address === null || typeof address === "string") throw new Error("No port was assigned");
-  return address.port;
 }
 
 /** Polls the OpenAPI document, which needs the Worker built and loaded, until it answers 200. */
@@ -206,30 +192,4 @@ async function waitUntilServing(baseUrl: string, server: ChildProcess, logPath: 
     await sleep(250);
   }
   throw new Error(`wrangler dev did not answer within ${READY_TIMEOUT_MS} ms:\n${tail(logPath)}`);
-}
-
-/** Sends SIGTERM to the whole process group, then SIGKILL to whatever is left. */
-async function stopProcessGroup(leader: number) {
-  const group = -leader;
-  if (!signalGroup(group, "SIGTERM")) return;
-  const deadline = Date.now() + STOP_TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    if (!signalGroup(group, 0)) return;
-    await sleep(100);
-  }
-  signalGroup(group, "SIGKILL");
-}
-
-/** Returns false once the group has no processes left. */
-function signalGroup(group: number, signal: NodeJS.Signals | 0): boolean {
-  try {
-    process.kill(group, signal);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function tail(path: string, lines = 40): string {
-  return readFileSync(path, "utf8").split("\n").slice(-lines).join("\n");
 }
