@@ -60,12 +60,97 @@ export function retryDelaySeconds(attempts: number): number {
 }
 
 /**
+ * Stores many envelopes without an idempotency key in one statement: their rows travel as
+ * one JSON array in one parameter, so a batch costs one query rather than one per event,
+ * and `returning` names the rows it inserted or revived. With no key, an event's insert
+ * depends on no other event of the batch. Otherwise it does what `STORE_EVENT` does.
+ */
+const STORE_KEYLESS_EVENTS = `
+  insert into events (id, webhook_id, token_id, account_id, received_at, idempotency_key,
+                      content_type, body, body_encoding, body_key, body_size, status,
+                      attempts, last_error)
+  select row.value ->> 'eventId', row.value ->> 'webhookId', row.value ->> 'tokenId',
+         row.value ->> 'accountId', row.value ->> 'receivedAt', null,
+         row.value ->> 'contentType', row.value ->> 'body', row.value ->> 'bodyEncoding',
+         row.value ->> 'bodyKey', row.value ->> 'bodySize', 'stored',
+         row.value ->> 'attempts', null
+  from json_each(?1) as row
+  where exists (select 1 from webhooks where id = row.value ->> 'webhookId')
+  on conflict (id) do update set status = 'stored', attempts = excluded.attempts, last_error = null
+    where events.status = 'dead'
+  returning id`;
+
+/**
+ * What one JSON parameter of `STORE_KEYLESS_EVENTS` may hold, below D1's 2,000,000-byte
+ * cap on a value. Rows are measured at three bytes per UTF-16 unit, their UTF-8 maximum.
+ */
+const KEYLESS_CHUNK_BYTES = 1_900_000;
+
+interface Delivery {
+  message: Message<unknown>;
+  envelope: EventEnvelope;
+}
+
+/**
+ * The statements that store a batch in one D1 transaction: the keyless events in as few
+ * statements as their size allows, then each event with an idempotency key on its own, in
+ * delivery order, so that a later duplicate sees the earlier one. `changed` reads back the
+ * ids that each statement stored.
+ */
+function storeBatchStatements(db: D1Database, deliveries: Delivery[]) {
+  const statements: D1PreparedStatement[] = [];
+  const keyed: Delivery[] = [];
+  let rows: string[] = [];
+  let rowBytes = 0;
+  const flush = () => {
+    if (rows.length === 0) return;
+    statements.push(db.prepare(STORE_KEYLESS_EVENTS).bind(`[${rows.join(",")}]`));
+    rows = [];
+    rowBytes = 0;
+  };
+  for (const delivery of deliveries) {
+    const { envelope, message } = delivery;
+    if (envelope.idempotencyKey !== null) {
+      keyed.push(delivery);
+      continue;
+    }
+    const row = JSON.stringify({ ...envelope, attempts: message.attempts });
+    if (rowBytes + 3 * row.length > KEYLESS_CHUNK_BYTES) flush();
+    rows.push(row);
+    rowBytes += 3 * row.length;
+  }
+  flush();
+  const bulk = statements.length;
+  for (const { envelope, message } of keyed) {
+    statements.push(
+      storeStatement(db, envelope, {
+        status: "stored",
+        attempts: message.attempts,
+        lastError: null,
+      }),
+    );
+  }
+  const changed = (results: D1Result[]) => {
+    const ids = new Set<string>();
+    for (const [index, result] of results.entries()) {
+      if (index < bulk) {
+        for (const row of result.results as { id: string }[]) ids.add(row.id);
+      } else if (result.meta.changes > 0) {
+        ids.add((keyed[index - bulk] as Delivery).envelope.eventId);
+      }
+    }
+    return ids;
+  };
+  return { statements, changed };
+}
+
+/**
  * The main consumer. A batch is stored in one D1 transaction; if that fails, each message
  * is tried alone so that one bad message cannot hold back the others. A message that
  * fails is retried with backoff and, after the retry limit, goes to the dead-letter queue.
  */
 export async function consumeEvents(batch: MessageBatch<unknown>, env: Env): Promise<void> {
-  const readable: { message: Message<unknown>; envelope: EventEnvelope }[] = [];
+  const readable: Delivery[] = [];
   for (const message of batch.messages) {
     const parsed = EventEnvelopeSchema.safeParse(message.body);
     if (parsed.success) readable.push({ message, envelope: parsed.data });
@@ -73,20 +158,14 @@ export async function consumeEvents(batch: MessageBatch<unknown>, env: Env): Pro
   }
   if (readable.length === 0) return;
 
-  const statements = readable.map(({ message, envelope }) =>
-    storeStatement(env.DB, envelope, {
-      status: "stored",
-      attempts: message.attempts,
-      lastError: null,
-    }),
-  );
   let stored = readable;
   const unchanged: EventEnvelope[] = [];
   try {
-    const results = await env.DB.batch(statements);
-    for (const [index, { message, envelope }] of readable.entries()) {
+    const { statements, changed } = storeBatchStatements(env.DB, readable);
+    const ids = changed(await env.DB.batch(statements));
+    for (const { message, envelope } of readable) {
       message.ack();
-      if (results[index]?.meta.changes === 0) unchanged.push(envelope);
+      if (!ids.has(envelope.eventId)) unchanged.push(envelope);
     }
   } catch (batchError) {
     log("warn", "consumer.batch_failed", {
@@ -94,14 +173,19 @@ export async function consumeEvents(batch: MessageBatch<unknown>, env: Env): Pro
       error: errorSummary(batchError),
     });
     stored = [];
-    for (const [index, entry] of readable.entries()) {
+    for (const entry of readable) {
+      const { message, envelope } = entry;
       try {
-        const result = await (statements[index] as D1PreparedStatement).run();
-        entry.message.ack();
+        const result = await storeStatement(env.DB, envelope, {
+          status: "stored",
+          attempts: message.attempts,
+          lastError: null,
+        }).run();
+        message.ack();
         stored.push(entry);
-        if (result.meta.changes === 0) unchanged.push(entry.envelope);
+        if (result.meta.changes === 0) unchanged.push(envelope);
       } catch (error) {
-        await fail(env, entry.message, entry.envelope.eventId, errorSummary(error));
+        await fail(env, message, envelope.eventId, errorSummary(error));
       }
     }
   }

@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { app } from "../../../src/app";
 import worker from "../../../src/index";
 import { retryDelaySeconds } from "../../../src/queue/consumer";
-import type { EventEnvelope } from "../../../src/queue/envelope";
+import { type EventEnvelope, exceedsMessageBudget } from "../../../src/queue/envelope";
 import {
   bootstrapAdmin,
   call,
@@ -19,6 +19,7 @@ import {
   ORIGIN,
   setLastActive,
 } from "../helpers";
+import { instrumentedEnv } from "../support/instrumented-env";
 
 let admin: Awaited<ReturnType<typeof bootstrapAdmin>>;
 let hook: Awaited<ReturnType<typeof createWebhook>>;
@@ -63,11 +64,11 @@ async function eventRow(id: string) {
   return env.DB.prepare("select * from events where id = ?").bind(id).first<{
     status: string;
     attempts: number;
+    body: string | null;
     last_error: string | null;
   }>();
 }
 
-/** The real D1 binding, failing every statement that writes to the events table. */
 /** D1 refusing every write of an event, alone or in a batch; other statements go through. */
 function failingEventWrites(): Env {
   const failOn = (sql: string) => /insert into events/i.test(sql);
@@ -141,6 +142,47 @@ describe("the events consumer", () => {
         status: "stored",
         body: message.body,
       });
+    }
+  });
+
+  it("stores a full batch of events without idempotency keys in one query", async () => {
+    const { env: counted, counts } = instrumentedEnv();
+    const messages = Array.from({ length: 100 }, (_, index) =>
+      envelope({ body: `{"n":${index}}`, bodySize: `{"n":${index}}`.length }),
+    );
+
+    const result = await deliver("hookgate-events", messages, counted);
+
+    expect(result.explicitAcks).toHaveLength(100);
+    // One insert, then the account's and the token's activity.
+    expect(counts.d1Queries).toBe(3);
+    const { results } = await env.DB.prepare(
+      "select id, body from events where id in (select value from json_each(?1))",
+    )
+      .bind(JSON.stringify(messages.map((message) => message.eventId)))
+      .all<{ id: string; body: string }>();
+    expect(new Map(results.map((row) => [row.id, row.body]))).toEqual(
+      new Map(messages.map((message) => [message.eventId, message.body])),
+    );
+  });
+
+  it("splits a batch of large events across inserts that D1 accepts", async () => {
+    // The largest bodies a queue message carries, with characters of three UTF-8 bytes.
+    const body = "€".repeat(20_000) + "x".repeat(60_000);
+    const messages = Array.from({ length: 30 }, () =>
+      envelope({ body, bodySize: new TextEncoder().encode(body).byteLength }),
+    );
+    expect(exceedsMessageBudget(messages[0] as EventEnvelope)).toBe(false);
+    const { env: counted, counts } = instrumentedEnv();
+
+    const result = await deliver("hookgate-events", messages, counted);
+
+    expect(result.explicitAcks).toHaveLength(30);
+    // Had an insert bound more than D1's 2,000,000 bytes, the batch would have failed and
+    // each event been stored alone: 30 inserts and more.
+    expect(counts.d1Queries).toBeLessThan(30);
+    for (const message of messages) {
+      expect((await eventRow(message.eventId))?.body).toBe(body);
     }
   });
 
