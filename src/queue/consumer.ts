@@ -94,8 +94,8 @@ interface Delivery {
 /**
  * The statements that store a batch in one D1 transaction: the keyless events in as few
  * statements as their size allows, then each event with an idempotency key on its own, in
- * delivery order, so that a later duplicate sees the earlier one. `changed` reads back the
- * ids that each statement stored.
+ * delivery order, so that a later duplicate sees the earlier one. `changed` reads the ids
+ * they stored from the results of a batch that begins with them.
  */
 function storeBatchStatements(db: D1Database, deliveries: Delivery[]) {
   const statements: D1PreparedStatement[] = [];
@@ -130,9 +130,10 @@ function storeBatchStatements(db: D1Database, deliveries: Delivery[]) {
       }),
     );
   }
+  const count = statements.length;
   const changed = (results: D1Result[]) => {
     const ids = new Set<string>();
-    for (const [index, result] of results.entries()) {
+    for (const [index, result] of results.slice(0, count).entries()) {
       if (index < bulk) {
         for (const row of result.results as { id: string }[]) ids.add(row.id);
       } else if (result.meta.changes > 0) {
@@ -145,9 +146,10 @@ function storeBatchStatements(db: D1Database, deliveries: Delivery[]) {
 }
 
 /**
- * The main consumer. A batch is stored in one D1 transaction; if that fails, each message
- * is tried alone so that one bad message cannot hold back the others. A message that
- * fails is retried with backoff and, after the retry limit, goes to the dead-letter queue.
+ * The main consumer. A batch is stored in one D1 transaction with its activity; if that
+ * fails, each message is tried alone so that one bad message cannot hold back the others.
+ * A message that fails is retried with backoff and, after the retry limit, goes to the
+ * dead-letter queue.
  */
 export async function consumeEvents(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   const readable: Delivery[] = [];
@@ -158,44 +160,54 @@ export async function consumeEvents(batch: MessageBatch<unknown>, env: Env): Pro
   }
   if (readable.length === 0) return;
 
-  let stored = readable;
-  const unchanged: EventEnvelope[] = [];
+  const { statements, changed } = storeBatchStatements(env.DB, readable);
+  const activity = activityStatements(
+    env,
+    readable.map(({ envelope }) => envelope),
+  );
+  let ids: Set<string>;
   try {
-    const { statements, changed } = storeBatchStatements(env.DB, readable);
-    const ids = changed(await env.DB.batch(statements));
-    for (const { message, envelope } of readable) {
-      message.ack();
-      if (!ids.has(envelope.eventId)) unchanged.push(envelope);
-    }
+    ids = changed(await env.DB.batch([...statements, ...activity]));
   } catch (batchError) {
     log("warn", "consumer.batch_failed", {
       size: readable.length,
       error: errorSummary(batchError),
     });
-    stored = [];
-    for (const entry of readable) {
-      const { message, envelope } = entry;
-      try {
-        const result = await storeStatement(env.DB, envelope, {
-          status: "stored",
-          attempts: message.attempts,
-          lastError: null,
-        }).run();
-        message.ack();
-        stored.push(entry);
-        if (result.meta.changes === 0) unchanged.push(envelope);
-      } catch (error) {
-        await fail(env, message, envelope.eventId, errorSummary(error));
-      }
+    return consumeOneByOne(env, readable);
+  }
+  for (const { message } of readable) message.ack();
+  await dropUnstoredBodies(
+    env,
+    readable.flatMap(({ envelope }) => (ids.has(envelope.eventId) ? [] : [envelope])),
+  );
+}
+
+/** Stores each message in its own statement, then records the activity of those stored. */
+async function consumeOneByOne(env: Env, deliveries: Delivery[]) {
+  const stored: EventEnvelope[] = [];
+  const unchanged: EventEnvelope[] = [];
+  for (const { message, envelope } of deliveries) {
+    try {
+      const result = await storeStatement(env.DB, envelope, {
+        status: "stored",
+        attempts: message.attempts,
+        lastError: null,
+      }).run();
+      message.ack();
+      stored.push(envelope);
+      if (result.meta.changes === 0) unchanged.push(envelope);
+    } catch (error) {
+      await fail(env, message, envelope.eventId, errorSummary(error));
     }
   }
   await dropUnstoredBodies(env, unchanged);
   // A message that failed is no activity yet: it counts once it is stored.
-  if (stored.length > 0) {
-    await recordActivity(
-      env,
-      stored.map(({ envelope }) => envelope),
-    );
+  if (stored.length === 0) return;
+  try {
+    await env.DB.batch(activityStatements(env, stored));
+  } catch (error) {
+    // Losing an activity update delays nothing but the idle clock; the events are stored.
+    log("warn", "consumer.activity_failed", { error: errorSummary(error) });
   }
 }
 
@@ -238,12 +250,12 @@ async function fail(env: Env, message: Message<unknown>, eventId: string | null,
 }
 
 /**
- * A webhook call is activity for the token's owner. It is recorded here rather than on
- * the ingress path, and each update only writes when the stored time is older than
- * `ACTIVITY_WRITE_INTERVAL_SECONDS`: at most one write per account and per token per
+ * A webhook call is activity for the token's owner. It is recorded by the consumer rather
+ * than on the ingress path, and each update only writes when the stored time is older
+ * than `ACTIVITY_WRITE_INTERVAL_SECONDS`: at most one write per account and per token per
  * interval, whatever the request rate.
  */
-async function recordActivity(env: Env, envelopes: EventEnvelope[]) {
+function activityStatements(env: Env, envelopes: EventEnvelope[]): D1PreparedStatement[] {
   const interval = readConfig(env).activityWriteIntervalMs;
   const latestByAccount = new Map<string, number>();
   const latestByToken = new Map<string, number>();
@@ -251,7 +263,7 @@ async function recordActivity(env: Env, envelopes: EventEnvelope[]) {
     latestByAccount.set(accountId, Math.max(latestByAccount.get(accountId) ?? 0, receivedAt));
     latestByToken.set(tokenId, Math.max(latestByToken.get(tokenId) ?? 0, receivedAt));
   }
-  const statements = [
+  return [
     ...[...latestByAccount].map(([id, at]) =>
       env.DB.prepare(
         "update users set last_active_at = ?1 where id = ?2 and last_active_at <= ?1 - ?3",
@@ -264,12 +276,6 @@ async function recordActivity(env: Env, envelopes: EventEnvelope[]) {
       ).bind(at, id, interval),
     ),
   ];
-  try {
-    await env.DB.batch(statements);
-  } catch (error) {
-    // Losing an activity update delays nothing but the idle clock; the events are stored.
-    log("warn", "consumer.activity_failed", { error: errorSummary(error) });
-  }
 }
 
 /**

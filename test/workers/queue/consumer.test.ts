@@ -154,7 +154,7 @@ describe("the events consumer", () => {
     const result = await deliver("hookgate-events", messages, counted);
 
     expect(result.explicitAcks).toHaveLength(100);
-    // One insert, then the account's and the token's activity.
+    // One insert, then the account's and the token's activity, all in one D1 batch.
     expect(counts.d1Queries).toBe(3);
     const { results } = await env.DB.prepare(
       "select id, body from events where id in (select value from json_each(?1))",
