@@ -38,7 +38,7 @@ export interface IngressFigures {
 
 interface Scenario {
   name: string;
-  target: "hookgate" | "bare";
+  target: "hookgate" | "ackOnly" | "bare";
   expected: readonly number[];
   shot: (index: number) => Shot;
   /** Requests per round for a scenario bounded by count (each cold token is used once). */
@@ -53,6 +53,7 @@ interface Scenario {
 export const BARE = "bare Worker (enqueue only)";
 export const WARM_BEARER = "warm, Bearer";
 export const WARM_BASIC = "warm, Basic";
+export const WARM_ACK_ONLY = "warm, Bearer, consumer only acknowledging";
 
 /** A small JSON delivery, the same for every scenario. */
 const PAYLOAD = JSON.stringify({
@@ -65,20 +66,25 @@ const PAYLOAD = JSON.stringify({
 const WARM_UP_MS = 1_000;
 
 /**
- * Runs hookgate and the bare Worker side by side under `wrangler dev`, prepares hookgate's
- * webhooks and tokens over its API, then loads each scenario in alternating rounds.
+ * Runs hookgate, hookgate with a consumer that only acknowledges, and the bare Worker side
+ * by side under `wrangler dev`, prepares webhooks and tokens over hookgate's API, then
+ * loads each scenario in alternating rounds.
  */
 export async function measureIngress(dir: string, settings: LoadSettings): Promise<IngressFigures> {
   const bootstrapToken = randomBytes(32).toString("base64url");
-  const [hookgate, bare] = await Promise.all([
+  const startHookgate = (label: string, script?: string) =>
     startDevServer({
-      label: "hookgate",
+      label,
       dir,
       configPath: join(ROOT, "wrangler.toml"),
+      script,
       vars: { BOOTSTRAP_TOKEN: bootstrapToken },
       migrate: true,
       isReady: async (url) => (await fetch(`${url}/v1/openapi.json`)).status === 200,
-    }),
+    });
+  const [hookgate, ackOnly, bare] = await Promise.all([
+    startHookgate("hookgate"),
+    startHookgate("hookgate-ack-only", join(ROOT, "bench", "ack-only", "index.ts")),
     startDevServer({
       label: "bare",
       dir,
@@ -90,14 +96,45 @@ export async function measureIngress(dir: string, settings: LoadSettings): Promi
     const seen = await fetch(bare.baseUrl, { method: "POST", body: "{}" });
     const clientAddressSeen = seen.headers.get("X-Client-Address") ?? "";
     const scenarios = await prepareScenarios(hookgate.baseUrl, bootstrapToken, settings);
-    const baseUrls = { hookgate: hookgate.baseUrl, bare: bare.baseUrl };
+    // Right after the warm scenarios, so that it meets the same drift they do.
+    const afterWarm = scenarios.findIndex((scenario) => scenario.name === WARM_BASIC) + 1;
+    scenarios.splice(afterWarm, 0, await prepareAckOnlyScenario(ackOnly.baseUrl, bootstrapToken));
+    const baseUrls = { hookgate: hookgate.baseUrl, ackOnly: ackOnly.baseUrl, bare: bare.baseUrl };
     const figures = await loadInRounds(scenarios, baseUrls, settings);
     const reloads =
       readFileSync(hookgate.logPath, "utf8").split("Reloading local server").length - 1;
     return { clientAddressSeen, reloads, scenarios: figures };
   } finally {
-    await Promise.all([hookgate.stop(), bare.stop()]);
+    await Promise.all([hookgate.stop(), ackOnly.stop(), bare.stop()]);
   }
+}
+
+/**
+ * The warm Bearer scenario on hookgate whose consumer only acknowledges: what it gains over
+ * the real one is what storing events costs the ingress when both share one process.
+ */
+async function prepareAckOnlyScenario(baseUrl: string, bootstrapToken: string): Promise<Scenario> {
+  const admin = await postJson(baseUrl, "/v1/bootstrap", bootstrapToken, {
+    username: "bench-admin",
+    password: randomBytes(18).toString("base64url"),
+  });
+  const bearer = await postJson(baseUrl, "/v1/webhooks", admin.sessionToken, {
+    name: "bench bearer",
+    authMethod: "bearer",
+  });
+  return {
+    name: WARM_ACK_ONLY,
+    target: "ackOnly",
+    expected: [202],
+    shot: () => ({
+      path: `/hooks/${bearer.webhook.id}`,
+      headers: {
+        Authorization: bearer.credentials.authorization,
+        "Content-Type": "application/json",
+      },
+      body: PAYLOAD,
+    }),
+  };
 }
 
 /** Creates the first admin, a Bearer and a Basic webhook, and the tokens for the cold path. */

@@ -76,6 +76,8 @@ export interface DevServerOptions {
   label: string;
   dir: string;
   configPath: string;
+  /** A Worker entry to run in place of the configuration's `main`. */
+  script?: string;
   /** Passed as `--var NAME:value`. */
   vars?: Record<string, string>;
   /** Applies the D1 migrations to the fresh persist directory first. */
@@ -105,6 +107,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     "wrangler",
     [
       "dev",
+      options.script ? [options.script] : [],
       ["--config", options.configPath],
       ["--ip", "127.0.0.1"],
       ["--port", String(port)],
