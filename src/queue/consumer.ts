@@ -160,13 +160,13 @@ export async function consumeEvents(batch: MessageBatch<unknown>, env: Env): Pro
   }
   if (readable.length === 0) return;
 
-  const { statements, changed } = storeBatchStatements(env.DB, readable);
-  const activity = activityStatements(
-    env,
-    readable.map(({ envelope }) => envelope),
-  );
   let ids: Set<string>;
   try {
+    const { statements, changed } = storeBatchStatements(env.DB, readable);
+    const activity = activityStatements(
+      env,
+      readable.map(({ envelope }) => envelope),
+    );
     ids = changed(await env.DB.batch([...statements, ...activity]));
   } catch (batchError) {
     log("warn", "consumer.batch_failed", {

@@ -69,23 +69,29 @@ async function eventRow(id: string) {
   }>();
 }
 
-/** D1 refusing every write of an event, alone or in a batch; other statements go through. */
-function failingEventWrites(): Env {
+/**
+ * D1 refusing writes of events, alone or in a batch, when `refuses` says so of the bound
+ * values (every write, unless told otherwise); other statements go through.
+ */
+function failingEventWrites(refuses: (values: unknown[]) => boolean = () => true): Env {
   const failOn = (sql: string) => /insert into events/i.test(sql);
   const broken = new WeakSet<object>();
   const db = new Proxy(env.DB, {
     get(target, property) {
       if (property === "prepare") {
         return (sql: string) => {
-          if (failOn(sql)) {
-            const statement = {
-              bind: () => statement,
+          const statement = target.prepare(sql);
+          if (!failOn(sql)) return statement;
+          const bind = statement.bind.bind(statement);
+          statement.bind = (...values: unknown[]) => {
+            if (!refuses(values)) return bind(...values);
+            const refused = {
               run: () => Promise.reject(new Error("D1_ERROR: database is locked")),
-            };
-            broken.add(statement);
-            return statement;
-          }
-          return target.prepare(sql);
+            } as unknown as D1PreparedStatement;
+            broken.add(refused);
+            return refused;
+          };
+          return statement;
         };
       }
       if (property === "batch") {
@@ -285,6 +291,34 @@ describe("the events consumer", () => {
       .bind(admin.user.id)
       .first<{ at: number }>();
     expect(user?.at).toBe(longAgo);
+  });
+
+  it("stores the rest of a batch when one message cannot be stored, and counts it as activity", async () => {
+    const longAgo = Date.now() - 30 * 86_400_000;
+    await setLastActive(admin.user.id, longAgo);
+    const poison = envelope({ body: "poison" });
+    const keyed = envelope({ idempotencyKey: "order-9" });
+    const good = envelope();
+    const refusesPoison = (values: unknown[]) =>
+      values.some((value) => typeof value === "string" && value.includes('"poison"'));
+    // Alone, the poison's statement binds its body as a value of its own.
+    const refuses = (values: unknown[]) => refusesPoison(values) || values.includes("poison");
+
+    const result = await deliver(
+      "hookgate-events",
+      [poison, keyed, good],
+      failingEventWrites(refuses),
+    );
+
+    expect(result.explicitAcks.sort()).toEqual(["msg-1", "msg-2"]);
+    expect(result.retryMessages).toEqual([{ msgId: "msg-0", delaySeconds: 10 }]);
+    expect(await eventRow(poison.eventId)).toBeNull();
+    expect(await eventRow(keyed.eventId)).toMatchObject({ status: "stored" });
+    expect(await eventRow(good.eventId)).toMatchObject({ status: "stored" });
+    const user = await env.DB.prepare("select last_active_at as at from users where id = ?")
+      .bind(admin.user.id)
+      .first<{ at: number }>();
+    expect(user?.at).toBe(Math.max(keyed.receivedAt, good.receivedAt));
   });
 
   it("retries an unreadable message so that it reaches the dead-letter queue", async () => {
