@@ -62,8 +62,9 @@ export function retryDelaySeconds(attempts: number): number {
 /**
  * Stores many envelopes without an idempotency key in one statement: their rows travel as
  * one JSON array in one parameter, so a batch of small events costs one query rather than
- * one per event, and `returning` names the rows it inserted or revived. With no key, an event's insert
- * depends on no other event of the batch. Otherwise it does what `STORE_EVENT` does.
+ * one per event, and `returning` names the rows it inserted or revived. With no key, an
+ * event's insert depends on no other event of the batch. Otherwise it does what
+ * `STORE_EVENT` does.
  */
 const STORE_KEYLESS_EVENTS = `
   insert into events (id, webhook_id, token_id, account_id, received_at, idempotency_key,
