@@ -53,7 +53,7 @@ interface Scenario {
 export const BARE = "bare Worker (enqueue only)";
 export const WARM_BEARER = "warm, Bearer";
 export const WARM_BASIC = "warm, Basic";
-export const WARM_ACK_ONLY = "warm, Bearer, consumer only acknowledging";
+const WARM_ACK_ONLY = "warm, Bearer, consumer only acknowledging";
 
 /** A small JSON delivery, the same for every scenario. */
 const PAYLOAD = JSON.stringify({
@@ -114,35 +114,17 @@ export async function measureIngress(dir: string, settings: LoadSettings): Promi
  * the real one is what storing events costs the ingress when both share one process.
  */
 async function prepareAckOnlyScenario(baseUrl: string, bootstrapToken: string): Promise<Scenario> {
-  const admin = await postJson(baseUrl, "/v1/bootstrap", bootstrapToken, {
-    username: "bench-admin",
-    password: randomBytes(18).toString("base64url"),
-  });
-  const bearer = await postJson(baseUrl, "/v1/webhooks", admin.sessionToken, {
-    name: "bench bearer",
-    authMethod: "bearer",
-  });
+  const { bearer } = await bootstrapWithBearerHook(baseUrl, bootstrapToken);
   return {
     name: WARM_ACK_ONLY,
     target: "ackOnly",
     expected: [202],
-    shot: () => ({
-      path: `/hooks/${bearer.webhook.id}`,
-      headers: {
-        Authorization: bearer.credentials.authorization,
-        "Content-Type": "application/json",
-      },
-      body: PAYLOAD,
-    }),
+    shot: () => toHook(bearer.webhook.id, bearer.credentials.authorization),
   };
 }
 
-/** Creates the first admin, a Bearer and a Basic webhook, and the tokens for the cold path. */
-async function prepareScenarios(
-  baseUrl: string,
-  bootstrapToken: string,
-  settings: LoadSettings,
-): Promise<Scenario[]> {
+/** Creates the first admin and a Bearer webhook with its first token. */
+async function bootstrapWithBearerHook(baseUrl: string, bootstrapToken: string) {
   const admin = await postJson(baseUrl, "/v1/bootstrap", bootstrapToken, {
     username: "bench-admin",
     password: randomBytes(18).toString("base64url"),
@@ -155,6 +137,29 @@ async function prepareScenarios(
     name: "bench bearer",
     authMethod: "bearer",
   });
+  return { session, bearer };
+}
+
+/** A delivery of the payload to a webhook, from `client` when one is given. */
+function toHook(webhookId: string, authorization: string, client?: string): Shot {
+  return {
+    path: `/hooks/${webhookId}`,
+    headers: {
+      Authorization: authorization,
+      "Content-Type": "application/json",
+      ...(client && { "CF-Connecting-IP": client }),
+    },
+    body: PAYLOAD,
+  };
+}
+
+/** Creates the first admin, a Bearer and a Basic webhook, and the tokens for the cold path. */
+async function prepareScenarios(
+  baseUrl: string,
+  bootstrapToken: string,
+  settings: LoadSettings,
+): Promise<Scenario[]> {
+  const { session, bearer } = await bootstrapWithBearerHook(baseUrl, bootstrapToken);
   const basic = await postJson(baseUrl, "/v1/webhooks", session, {
     name: "bench basic",
     authMethod: "basic",
@@ -175,15 +180,6 @@ async function prepareScenarios(
     const n = addresses++;
     return `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
   };
-  const toHook = (id: string, authorization: string, client?: string): Shot => ({
-    path: `/hooks/${id}`,
-    headers: {
-      Authorization: authorization,
-      "Content-Type": "application/json",
-      ...(client && { "CF-Connecting-IP": client }),
-    },
-    body: PAYLOAD,
-  });
   const bearerHook = bearer.webhook.id as string;
   let coldUsed = 0;
   return [
