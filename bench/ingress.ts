@@ -1,6 +1,12 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import {
+  type ConsumerFigures,
+  type ConsumerInvocation,
+  consumerFigures,
+  followConsumer,
+} from "./consumer-log.ts";
 import { type LoadResult, mergeLoad, quantile, runLoad, type Shot } from "./load.ts";
 import { ROOT, startDevServer } from "./processes.ts";
 import { badChecksumToken, checksumMatches, garbageToken } from "./tokens.ts";
@@ -23,6 +29,8 @@ export interface ScenarioFigures {
   statuses: Record<number, number>;
   unexpected: Record<number, number>;
   errors: number;
+  /** hookgate's events consumer during the scenario's rounds, where it is followed. */
+  consumer?: ConsumerFigures;
 }
 
 export interface IngressFigures {
@@ -47,6 +55,8 @@ interface Scenario {
   secondary?: boolean;
   /** False when a warm-up would spend the rate limiter's budget before the rounds. */
   warmUp?: boolean;
+  /** Notes when the server's events consumer ran, to line its runs up with slow answers. */
+  followConsumer?: boolean;
 }
 
 /** The scenarios the targets compare. */
@@ -99,8 +109,8 @@ export async function measureIngress(dir: string, settings: LoadSettings): Promi
     // Right after the warm scenarios, so that it meets the same drift they do.
     const afterWarm = scenarios.findIndex((scenario) => scenario.name === WARM_BASIC) + 1;
     scenarios.splice(afterWarm, 0, await prepareAckOnlyScenario(ackOnly.baseUrl, bootstrapToken));
-    const baseUrls = { hookgate: hookgate.baseUrl, ackOnly: ackOnly.baseUrl, bare: bare.baseUrl };
-    const figures = await loadInRounds(scenarios, baseUrls, settings);
+    const servers = { hookgate, ackOnly, bare };
+    const figures = await loadInRounds(scenarios, servers, settings);
     const reloads =
       readFileSync(hookgate.logPath, "utf8").split("Reloading local server").length - 1;
     return { clientAddressSeen, reloads, scenarios: figures };
@@ -119,6 +129,7 @@ async function prepareAckOnlyScenario(baseUrl: string, bootstrapToken: string): 
     name: WARM_ACK_ONLY,
     target: "ackOnly",
     expected: [202],
+    followConsumer: true,
     shot: () => toHook(bearer.webhook.id, bearer.credentials.authorization),
   };
 }
@@ -204,6 +215,7 @@ async function prepareScenarios(
       name: WARM_BEARER,
       target: "hookgate",
       expected: [202],
+      followConsumer: true,
       shot: () => toHook(bearerHook, bearer.credentials.authorization),
     },
     {
@@ -259,12 +271,12 @@ async function prepareScenarios(
  */
 async function loadInRounds(
   scenarios: Scenario[],
-  baseUrls: Record<Scenario["target"], string>,
+  servers: Record<Scenario["target"], { baseUrl: string; logPath: string }>,
   settings: LoadSettings,
 ): Promise<ScenarioFigures[]> {
   const run = (scenario: Scenario, durationMs: number) =>
     runLoad({
-      baseUrl: baseUrls[scenario.target],
+      baseUrl: servers[scenario.target].baseUrl,
       connections: settings.connections,
       shot: scenario.shot,
       expected: scenario.expected,
@@ -281,11 +293,18 @@ async function loadInRounds(
   }
   const totals = new Map<Scenario, LoadResult>();
   const roundRates = new Map<Scenario, number[]>();
+  const consumerRuns = new Map<Scenario, ConsumerInvocation[]>();
   for (let round = 0; round < settings.rounds; round++) {
     const order = round % 2 === 0 ? scenarios : [...scenarios].reverse();
     for (const scenario of order) {
       process.stdout.write(`  round ${round + 1}/${settings.rounds}: ${scenario.name}\n`);
+      const follower = scenario.followConsumer
+        ? followConsumer(servers[scenario.target].logPath, "hookgate-events")
+        : undefined;
       const result = await run(scenario, roundMs(scenario));
+      if (follower) {
+        consumerRuns.set(scenario, [...(consumerRuns.get(scenario) ?? []), ...follower.stop()]);
+      }
       totals.set(scenario, mergeLoad(totals.get(scenario), result));
       roundRates.set(scenario, [
         ...(roundRates.get(scenario) ?? []),
@@ -296,6 +315,7 @@ async function loadInRounds(
 
   return scenarios.map((scenario) => {
     const total = totals.get(scenario) as LoadResult;
+    const runs = consumerRuns.get(scenario);
     return {
       name: scenario.name,
       requestsPerSecond: answered(total) / total.seconds,
@@ -305,6 +325,7 @@ async function loadInRounds(
       statuses: total.statuses,
       unexpected: total.unexpected,
       errors: total.errors,
+      ...(runs && { consumer: consumerFigures(runs, total.sentAtMs, total.latenciesMs) }),
     };
   });
 }

@@ -29,6 +29,8 @@ export interface LoadResult {
   errors: number;
   /** Latencies of the expected answers only, in milliseconds. */
   latenciesMs: number[];
+  /** When each of those requests was sent, in epoch milliseconds, in the same order. */
+  sentAtMs: number[];
 }
 
 /** Past this a request counts as failed: a stuck server must not stall the bench. */
@@ -48,6 +50,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     unexpected: {},
     errors: 0,
     latenciesMs: [],
+    sentAtMs: [],
   };
   const started = performance.now();
   const deadline = started + (options.durationMs ?? Number.POSITIVE_INFINITY);
@@ -56,6 +59,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const loop = async () => {
     while (issued < options.maxRequests && performance.now() < deadline) {
       const shot = options.shot(issued++);
+      const sentAt = Date.now();
       const sent = performance.now();
       const status = await send(agent, url, shot);
       const latency = performance.now() - sent;
@@ -63,6 +67,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       else if (options.expected.includes(status)) {
         result.statuses[status] = (result.statuses[status] ?? 0) + 1;
         result.latenciesMs.push(latency);
+        result.sentAtMs.push(sentAt);
       } else result.unexpected[status] = (result.unexpected[status] ?? 0) + 1;
     }
   };
@@ -100,7 +105,9 @@ function send(agent: Agent, url: URL, shot: Shot): Promise<number | null> {
 
 /** Adds one round's result into a running total. */
 export function mergeLoad(total: LoadResult | undefined, round: LoadResult): LoadResult {
-  if (!total) return { ...round, latenciesMs: [...round.latenciesMs] };
+  if (!total) {
+    return { ...round, latenciesMs: [...round.latenciesMs], sentAtMs: [...round.sentAtMs] };
+  }
   const add = (into: Record<number, number>, from: Record<number, number>) => {
     for (const [status, count] of Object.entries(from)) {
       into[Number(status)] = (into[Number(status)] ?? 0) + count;
@@ -111,6 +118,7 @@ export function mergeLoad(total: LoadResult | undefined, round: LoadResult): Loa
   total.errors += round.errors;
   total.seconds += round.seconds;
   for (const latency of round.latenciesMs) total.latenciesMs.push(latency);
+  for (const sentAt of round.sentAtMs) total.sentAtMs.push(sentAt);
   return total;
 }
 

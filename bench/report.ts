@@ -126,6 +126,24 @@ export function formatReport(figures: Figures, targets: Target[]): string {
       ]),
     ),
   );
+  const followed = figures.ingress.scenarios.filter((s) => s.consumer);
+  if (followed.length > 0) {
+    lines.push(
+      "",
+      "Events consumer runs during the rounds (same workerd process as the ingress)",
+      table(
+        ["scenario", "runs", "mean ms", "longest ms", "slowest 1% overlapping", "faster half"],
+        followed.map(({ name, consumer }) => [
+          name,
+          String(consumer?.invocations ?? 0),
+          fixed(consumer?.meanMs ?? null),
+          fixed(consumer?.longestMs ?? null, 0),
+          percent(consumer?.slowestOverlapping ?? null),
+          percent(consumer?.fasterHalfOverlapping ?? null),
+        ]),
+      ),
+    );
+  }
   if (figures.ingress.reloads > 0) {
     lines.push(
       `WARNING: src/ changed during the run and wrangler dev reloaded hookgate ${figures.ingress.reloads} times.`,
@@ -215,6 +233,10 @@ function table(header: string[], rows: string[][]): string {
 
 function fixed(value: number | null, digits = 1): string {
   return value === null ? "-" : value.toFixed(digits);
+}
+
+function percent(share: number | null): string {
+  return share === null ? "-" : `${(share * 100).toFixed(0)} %`;
 }
 
 function statusList(statuses: Record<number, number>): string {
