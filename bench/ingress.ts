@@ -24,8 +24,9 @@ export interface ScenarioFigures {
   requestsPerSecond: number;
   p50Ms: number | null;
   p99Ms: number | null;
-  /** Each round's rate, to show the spread. */
+  /** Each round's rate and p99, to show the spread. */
   roundRates: number[];
+  roundP99Ms: (number | null)[];
   statuses: Record<number, number>;
   unexpected: Record<number, number>;
   errors: number;
@@ -293,6 +294,7 @@ async function loadInRounds(
   }
   const totals = new Map<Scenario, LoadResult>();
   const roundRates = new Map<Scenario, number[]>();
+  const roundP99s = new Map<Scenario, (number | null)[]>();
   const consumerRuns = new Map<Scenario, ConsumerInvocation[]>();
   for (let round = 0; round < settings.rounds; round++) {
     const order = round % 2 === 0 ? scenarios : [...scenarios].reverse();
@@ -310,6 +312,10 @@ async function loadInRounds(
         ...(roundRates.get(scenario) ?? []),
         answered(result) / result.seconds,
       ]);
+      roundP99s.set(scenario, [
+        ...(roundP99s.get(scenario) ?? []),
+        quantile(result.latenciesMs, 0.99),
+      ]);
     }
   }
 
@@ -322,6 +328,7 @@ async function loadInRounds(
       p50Ms: quantile(total.latenciesMs, 0.5),
       p99Ms: quantile(total.latenciesMs, 0.99),
       roundRates: roundRates.get(scenario) ?? [],
+      roundP99Ms: roundP99s.get(scenario) ?? [],
       statuses: total.statuses,
       unexpected: total.unexpected,
       errors: total.errors,

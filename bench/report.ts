@@ -33,7 +33,7 @@ export function judgeTargets(figures: Figures): Target[] {
   const targets: Target[] = [];
   for (const warm of [scenario(WARM_BEARER), scenario(WARM_BASIC)]) {
     const ratio = warm.requestsPerSecond / bare.requestsPerSecond;
-    const spread = roundRatios(warm, bare);
+    const spread = roundRatios(warm.roundRates, bare.roundRates);
     targets.push({
       name: `${warm.name}: throughput >= 0.90 x bare`,
       met: ratio >= 0.9,
@@ -43,7 +43,9 @@ export function judgeTargets(figures: Figures): Target[] {
     targets.push({
       name: `${warm.name}: p99 <= 1.2 x bare p99`,
       met: p99Ratio <= 1.2,
-      measured: `${fixed(warm.p99Ms)} ms vs ${fixed(bare.p99Ms)} ms (${p99Ratio.toFixed(2)} x)`,
+      measured:
+        `${fixed(warm.p99Ms)} ms vs ${fixed(bare.p99Ms)} ms (${p99Ratio.toFixed(2)} x, ` +
+        `rounds ${roundRatios(warm.roundP99Ms, bare.roundP99Ms)})`,
     });
   }
 
@@ -81,12 +83,13 @@ export function judgeTargets(figures: Figures): Target[] {
 }
 
 /**
- * Each round's ratio of a scenario's rate to the bare Worker's in the same round, as
+ * Each round's ratio of a scenario's figure to the bare Worker's in the same round, as
  * "lowest-highest, median": how far the machine's drift moved the pooled ratio.
  */
-function roundRatios(scenario: ScenarioFigures, bare: ScenarioFigures): string {
-  const ratios = scenario.roundRates
-    .map((rate, round) => rate / (bare.roundRates[round] ?? Number.NaN))
+function roundRatios(figures: (number | null)[], bare: (number | null)[]): string {
+  const ratios = figures
+    .map((figure, round) => (figure ?? Number.NaN) / (bare[round] ?? Number.NaN))
+    .filter((ratio) => Number.isFinite(ratio))
     .sort((a, b) => a - b);
   if (ratios.length === 0) return "-";
   const middle = ratios.length / 2;
@@ -111,7 +114,17 @@ export function formatReport(figures: Figures, targets: Target[]): string {
   );
   lines.push(
     table(
-      ["scenario", "req/s", "1/rate ms", "p50 ms", "p99 ms", "rounds req/s", "answers", "failed"],
+      [
+        "scenario",
+        "req/s",
+        "1/rate ms",
+        "p50 ms",
+        "p99 ms",
+        "rounds req/s",
+        "rounds p99 ms",
+        "answers",
+        "failed",
+      ],
       figures.ingress.scenarios.map((s) => [
         s.name,
         s.requestsPerSecond.toFixed(0),
@@ -121,6 +134,7 @@ export function formatReport(figures: Figures, targets: Target[]): string {
         fixed(s.p50Ms),
         fixed(s.p99Ms),
         s.roundRates.map((rate) => rate.toFixed(0)).join(" "),
+        s.roundP99Ms.map((p99) => fixed(p99, 0)).join(" "),
         statusList(s.statuses),
         failures(s),
       ]),
