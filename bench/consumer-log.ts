@@ -68,12 +68,12 @@ export function consumerFigures(
 ): ConsumerFigures {
   const durations = invocations.map((run) => run.durationMs);
   const windows = invocations.map((run) => [run.endedAt - run.durationMs, run.endedAt] as const);
+  const latency = (index: number) => latencies[index] ?? 0;
   const overlaps = (index: number) => {
     const start = sentAt[index] ?? 0;
     const end = start + latency(index);
     return windows.some(([from, to]) => start < to && end > from);
   };
-  const latency = (index: number) => latencies[index] ?? 0;
   const order = latencies.map((_, index) => index).sort((a, b) => latency(a) - latency(b));
   const share = (indices: number[]) =>
     indices.length === 0 ? null : indices.filter(overlaps).length / indices.length;
