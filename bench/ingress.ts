@@ -8,7 +8,7 @@ import {
   followConsumer,
 } from "./consumer-log.ts";
 import { type LoadResult, mergeLoad, quantile, runLoad, type Shot } from "./load.ts";
-import { ROOT, startDevServer } from "./processes.ts";
+import { type DevServer, ROOT, startDevServer } from "./processes.ts";
 import { badChecksumToken, checksumMatches, garbageToken } from "./tokens.ts";
 
 export interface LoadSettings {
@@ -16,6 +16,8 @@ export interface LoadSettings {
   secondsPerRound: number;
   connections: number;
   coldTokens: number;
+  /** Keeps wrangler's local trace recorder on in every server (see README). */
+  localTraces: boolean;
 }
 
 export interface ScenarioFigures {
@@ -27,6 +29,12 @@ export interface ScenarioFigures {
   /** Each round's rate and p99, to show the spread. */
   roundRates: number[];
   roundP99Ms: (number | null)[];
+  /**
+   * CPU time of the server's processes per request sent, load generator excluded. The
+   * events consumer's work lands here too, except for the last batches of a round, which
+   * may run in the next round on the same server.
+   */
+  cpuMsPerRequest: number | null;
   statuses: Record<number, number>;
   unexpected: Record<number, number>;
   errors: number;
@@ -91,6 +99,7 @@ export async function measureIngress(dir: string, settings: LoadSettings): Promi
       script,
       vars: { BOOTSTRAP_TOKEN: bootstrapToken },
       migrate: true,
+      localTraces: settings.localTraces,
       isReady: async (url) => (await fetch(`${url}/v1/openapi.json`)).status === 200,
     });
   const [hookgate, ackOnly, bare] = await Promise.all([
@@ -100,6 +109,7 @@ export async function measureIngress(dir: string, settings: LoadSettings): Promi
       label: "bare",
       dir,
       configPath: join(ROOT, "bench", "bare", "wrangler.toml"),
+      localTraces: settings.localTraces,
       isReady: async (url) => (await fetch(url, { method: "POST", body: "{}" })).status === 202,
     }),
   ]);
@@ -272,7 +282,7 @@ async function prepareScenarios(
  */
 async function loadInRounds(
   scenarios: Scenario[],
-  servers: Record<Scenario["target"], { baseUrl: string; logPath: string }>,
+  servers: Record<Scenario["target"], DevServer>,
   settings: LoadSettings,
 ): Promise<ScenarioFigures[]> {
   const run = (scenario: Scenario, durationMs: number) =>
@@ -296,6 +306,7 @@ async function loadInRounds(
   const roundRates = new Map<Scenario, number[]>();
   const roundP99s = new Map<Scenario, (number | null)[]>();
   const consumerRuns = new Map<Scenario, ConsumerInvocation[]>();
+  const cpuSeconds = new Map<Scenario, number | null>();
   for (let round = 0; round < settings.rounds; round++) {
     const order = round % 2 === 0 ? scenarios : [...scenarios].reverse();
     for (const scenario of order) {
@@ -303,7 +314,10 @@ async function loadInRounds(
       const follower = scenario.followConsumer
         ? followConsumer(servers[scenario.target].logPath, "hookgate-events")
         : undefined;
+      const cpuBefore = servers[scenario.target].cpuSeconds();
       const result = await run(scenario, roundMs(scenario));
+      const cpuAfter = servers[scenario.target].cpuSeconds();
+      cpuSeconds.set(scenario, addCpu(cpuSeconds.get(scenario), cpuBefore, cpuAfter));
       if (follower) {
         consumerRuns.set(scenario, [...(consumerRuns.get(scenario) ?? []), ...follower.stop()]);
       }
@@ -322,6 +336,7 @@ async function loadInRounds(
   return scenarios.map((scenario) => {
     const total = totals.get(scenario) as LoadResult;
     const runs = consumerRuns.get(scenario);
+    const cpu = cpuSeconds.get(scenario) ?? null;
     return {
       name: scenario.name,
       requestsPerSecond: answered(total) / total.seconds,
@@ -329,6 +344,7 @@ async function loadInRounds(
       p99Ms: quantile(total.latenciesMs, 0.99),
       roundRates: roundRates.get(scenario) ?? [],
       roundP99Ms: roundP99s.get(scenario) ?? [],
+      cpuMsPerRequest: cpu === null ? null : (1000 * cpu) / sent(total),
       statuses: total.statuses,
       unexpected: total.unexpected,
       errors: total.errors,
@@ -339,6 +355,17 @@ async function loadInRounds(
 
 function answered(result: LoadResult): number {
   return Object.values(result.statuses).reduce((sum, count) => sum + count, 0);
+}
+
+/** Adds one round's CPU seconds to a scenario's total, which is unknown once a reading is. */
+function addCpu(total: number | null | undefined, before: number | null, after: number | null) {
+  if (total === null || before === null || after === null) return null;
+  return (total ?? 0) + after - before;
+}
+
+function sent(result: LoadResult): number {
+  const unexpected = Object.values(result.unexpected).reduce((sum, count) => sum + count, 0);
+  return answered(result) + unexpected + result.errors;
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: API answers are read field by field and checked by use.

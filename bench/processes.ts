@@ -1,6 +1,6 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
-import { closeSync, openSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { constants } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -36,14 +36,19 @@ export function stopEverythingOnExit(cleanUp: () => void) {
  * Runs a tool from node_modules/.bin on this Node (22, chosen by npm) in its own process
  * group, so that stopping it also stops the workerd processes it starts.
  */
-export function spawnTool(tool: string, args: string[], logPath: string): ChildProcess {
+export function spawnTool(
+  tool: string,
+  args: string[],
+  logPath: string,
+  env: Record<string, string> = {},
+): ChildProcess {
   const log = openSync(logPath, "a");
   const child = spawn(process.execPath, [join(BIN, tool), ...args], {
     cwd: ROOT,
     detached: true,
     stdio: ["ignore", log, log],
     // CI=true keeps wrangler from prompting and from drawing for a terminal nobody watches.
-    env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false" },
+    env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", ...env },
   });
   closeSync(log);
   groups.add(child);
@@ -68,6 +73,8 @@ export async function stopGroup(child: ChildProcess) {
 export interface DevServer {
   baseUrl: string;
   logPath: string;
+  /** CPU seconds the server's processes have used so far, or null where /proc is missing. */
+  cpuSeconds(): number | null;
   stop(): Promise<void>;
 }
 
@@ -84,6 +91,8 @@ export interface DevServerOptions {
   migrate?: boolean;
   /** Resolves true once the Worker answers as expected. */
   isReady: (baseUrl: string) => Promise<boolean>;
+  /** Keeps wrangler's local trace recorder on; `startDevServer` turns it off otherwise. */
+  localTraces?: boolean;
 }
 
 /**
@@ -119,9 +128,15 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
       "--show-interactive-dev-session=false",
     ].flat(),
     logPath,
+    { X_LOCAL_OBSERVABILITY: String(options.localTraces ?? false) },
   );
   const baseUrl = `http://127.0.0.1:${port}`;
-  const server = { baseUrl, logPath, stop: () => stopGroup(child) };
+  const server = {
+    baseUrl,
+    logPath,
+    cpuSeconds: () => groupCpuSeconds(child.pid),
+    stop: () => stopGroup(child),
+  };
 
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (Date.now() < deadline) {
@@ -131,4 +146,36 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   }
   await server.stop();
   throw new Error(`${options.label}: wrangler dev did not become ready:\n${tail(logPath)}`);
+}
+
+let clockTicksPerSecond: number | undefined;
+
+/**
+ * User and system CPU time of every live process in a process group: wrangler's Node
+ * process, its esbuild, and the two workerd processes of `wrangler dev` (the proxy in front
+ * and the one running the Worker). Read from /proc, so Linux only.
+ */
+function groupCpuSeconds(group: number | undefined): number | null {
+  if (group === undefined) return null;
+  let pids: string[];
+  try {
+    pids = readdirSync("/proc").filter((name) => /^\d+$/.test(name));
+    clockTicksPerSecond ??= Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }));
+  } catch {
+    return null;
+  }
+  let ticks = 0;
+  for (const pid of pids) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    } catch {
+      continue; // exited meanwhile
+    }
+    // Fields after the command name, which may itself hold spaces and parentheses.
+    const fields = stat.slice(stat.lastIndexOf(") ") + 2).split(" ");
+    if (Number(fields[2]) !== group) continue;
+    ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return ticks / clockTicksPerSecond;
 }

@@ -1,7 +1,8 @@
 // `npm run bench`: loads hookgate and a bare Worker under `wrangler dev`, counts binding calls
 // and times the idle sweep inside workerd, measures the bundle, then prints the figures, the
 // targets met or missed, and writes bench/results.json. Settings come from the environment:
-// BENCH_ROUNDS, BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_COLD_TOKENS, BENCH_SWEEP_CAP_FACTOR.
+// BENCH_ROUNDS, BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_COLD_TOKENS, BENCH_SWEEP_CAP_FACTOR, and
+// BENCH_LOCAL_TRACES=1 to keep wrangler's local trace recorder on.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir, totalmem } from "node:os";
@@ -79,6 +80,7 @@ async function main() {
     secondsPerRound: setting("BENCH_SECONDS", 5),
     connections: setting("BENCH_CONNECTIONS", 16),
     coldTokens: setting("BENCH_COLD_TOKENS", 200),
+    localTraces: process.env.BENCH_LOCAL_TRACES === "1",
   };
   const dir = mkdtempSync(join(tmpdir(), "hookgate-bench-"));
   stopEverythingOnExit(() => rmSync(dir, { recursive: true, force: true }));
