@@ -8,7 +8,7 @@ import {
   followConsumer,
 } from "./consumer-log.ts";
 import { type LoadResult, mergeLoad, quantile, runLoad, type Shot } from "./load.ts";
-import { type DevServer, ROOT, startDevServer } from "./processes.ts";
+import { type DevServer, ROOT, type ServerCpu, startDevServer } from "./processes.ts";
 import { badChecksumToken, checksumMatches, garbageToken } from "./tokens.ts";
 
 export interface LoadSettings {
@@ -30,11 +30,11 @@ export interface ScenarioFigures {
   roundRates: number[];
   roundP99Ms: (number | null)[];
   /**
-   * CPU time of the server's processes per request sent, load generator excluded. The
-   * events consumer's work lands here too, except for the last batches of a round, which
-   * may run in the next round on the same server.
+   * CPU time of the server's processes per request sent, load generator excluded, in all
+   * and by process. The events consumer's work lands here too, except for a round's last
+   * batches, which may run in the next round on the same server.
    */
-  cpuMsPerRequest: number | null;
+  cpuMsPerRequest: (ServerCpu & { total: number }) | null;
   statuses: Record<number, number>;
   unexpected: Record<number, number>;
   errors: number;
@@ -306,7 +306,7 @@ async function loadInRounds(
   const roundRates = new Map<Scenario, number[]>();
   const roundP99s = new Map<Scenario, (number | null)[]>();
   const consumerRuns = new Map<Scenario, ConsumerInvocation[]>();
-  const cpuSeconds = new Map<Scenario, number | null>();
+  const cpuSeconds = new Map<Scenario, ServerCpu | null>();
   for (let round = 0; round < settings.rounds; round++) {
     const order = round % 2 === 0 ? scenarios : [...scenarios].reverse();
     for (const scenario of order) {
@@ -314,9 +314,9 @@ async function loadInRounds(
       const follower = scenario.followConsumer
         ? followConsumer(servers[scenario.target].logPath, "hookgate-events")
         : undefined;
-      const cpuBefore = servers[scenario.target].cpuSeconds();
+      const cpuBefore = servers[scenario.target].cpu();
       const result = await run(scenario, roundMs(scenario));
-      const cpuAfter = servers[scenario.target].cpuSeconds();
+      const cpuAfter = servers[scenario.target].cpu();
       cpuSeconds.set(scenario, addCpu(cpuSeconds.get(scenario), cpuBefore, cpuAfter));
       if (follower) {
         consumerRuns.set(scenario, [...(consumerRuns.get(scenario) ?? []), ...follower.stop()]);
@@ -344,7 +344,7 @@ async function loadInRounds(
       p99Ms: quantile(total.latenciesMs, 0.99),
       roundRates: roundRates.get(scenario) ?? [],
       roundP99Ms: roundP99s.get(scenario) ?? [],
-      cpuMsPerRequest: cpu === null ? null : (1000 * cpu) / sent(total),
+      cpuMsPerRequest: cpu && perRequest(cpu, sent(total)),
       statuses: total.statuses,
       unexpected: total.unexpected,
       errors: total.errors,
@@ -357,10 +357,29 @@ function answered(result: LoadResult): number {
   return Object.values(result.statuses).reduce((sum, count) => sum + count, 0);
 }
 
-/** Adds one round's CPU seconds to a scenario's total, which is unknown once a reading is. */
-function addCpu(total: number | null | undefined, before: number | null, after: number | null) {
+/** Adds one round's CPU to a scenario's total, which is unknown once a reading is. */
+function addCpu(
+  total: ServerCpu | null | undefined,
+  before: ServerCpu | null,
+  after: ServerCpu | null,
+): ServerCpu | null {
   if (total === null || before === null || after === null) return null;
-  return (total ?? 0) + after - before;
+  const sum = total ?? { runtime: 0, proxy: 0, tooling: 0 };
+  return {
+    runtime: sum.runtime + after.runtime - before.runtime,
+    proxy: sum.proxy + after.proxy - before.proxy,
+    tooling: sum.tooling + after.tooling - before.tooling,
+  };
+}
+
+function perRequest(cpu: ServerCpu, requests: number): ServerCpu & { total: number } {
+  const ms = (seconds: number) => Number(((1000 * seconds) / requests).toFixed(3));
+  return {
+    total: ms(cpu.runtime + cpu.proxy + cpu.tooling),
+    runtime: ms(cpu.runtime),
+    proxy: ms(cpu.proxy),
+    tooling: ms(cpu.tooling),
+  };
 }
 
 function sent(result: LoadResult): number {

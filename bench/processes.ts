@@ -73,8 +73,8 @@ export async function stopGroup(child: ChildProcess) {
 export interface DevServer {
   baseUrl: string;
   logPath: string;
-  /** CPU seconds the server's processes have used so far, or null where /proc is missing. */
-  cpuSeconds(): number | null;
+  /** CPU its processes have used so far, or null where /proc is missing. */
+  cpu(): ServerCpu | null;
   stop(): Promise<void>;
 }
 
@@ -134,7 +134,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   const server = {
     baseUrl,
     logPath,
-    cpuSeconds: () => groupCpuSeconds(child.pid),
+    cpu: () => groupCpu(child.pid, port),
     stop: () => stopGroup(child),
   };
 
@@ -148,14 +148,23 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   throw new Error(`${options.label}: wrangler dev did not become ready:\n${tail(logPath)}`);
 }
 
+/** CPU seconds a dev server's processes have used, by what they do. */
+export interface ServerCpu {
+  /** The workerd that runs the Worker with its local bindings, queue simulator and consumer. */
+  runtime: number;
+  /** The workerd in front of it, through which `wrangler dev` proxies every request. */
+  proxy: number;
+  /** wrangler's Node process, which logs each request, and its esbuild. */
+  tooling: number;
+}
+
 let clockTicksPerSecond: number | undefined;
 
 /**
- * User and system CPU time of every live process in a process group: wrangler's Node
- * process, its esbuild, and the two workerd processes of `wrangler dev` (the proxy in front
- * and the one running the Worker). Read from /proc, so Linux only.
+ * User and system CPU time of every live process in a server's process group, read from
+ * /proc (so Linux only). The proxy is the workerd listening on the server's own port.
  */
-function groupCpuSeconds(group: number | undefined): number | null {
+function groupCpu(group: number | undefined, port: number): ServerCpu | null {
   if (group === undefined) return null;
   let pids: string[];
   try {
@@ -164,18 +173,25 @@ function groupCpuSeconds(group: number | undefined): number | null {
   } catch {
     return null;
   }
-  let ticks = 0;
+  const cpu: ServerCpu = { runtime: 0, proxy: 0, tooling: 0 };
   for (const pid of pids) {
-    let stat: string;
+    let fields: string[];
+    let args: string[];
     try {
-      stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      // Fields after the command name, which may itself hold spaces and parentheses.
+      fields = stat.slice(stat.lastIndexOf(") ") + 2).split(" ");
+      if (Number(fields[2]) !== group) continue;
+      args = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
     } catch {
       continue; // exited meanwhile
     }
-    // Fields after the command name, which may itself hold spaces and parentheses.
-    const fields = stat.slice(stat.lastIndexOf(") ") + 2).split(" ");
-    if (Number(fields[2]) !== group) continue;
-    ticks += Number(fields[11]) + Number(fields[12]);
+    const seconds = (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond;
+    const listensOnPort = (arg: string) =>
+      arg.startsWith("--socket-addr=entry=") && arg.endsWith(`:${port}`);
+    if (!args.some((arg) => arg.endsWith("/workerd"))) cpu.tooling += seconds;
+    else if (args.some(listensOnPort)) cpu.proxy += seconds;
+    else cpu.runtime += seconds;
   }
-  return ticks / clockTicksPerSecond;
+  return cpu;
 }

@@ -119,6 +119,7 @@ export function formatReport(figures: Figures, targets: Target[]): string {
         "req/s",
         "1/rate ms",
         "CPU ms/req",
+        "runtime",
         "p50 ms",
         "p99 ms",
         "rounds req/s",
@@ -132,7 +133,8 @@ export function formatReport(figures: Figures, targets: Target[]): string {
         // With every connection busy, the inverse rate is the machine's time per request:
         // differences between scenarios price what one does more than another.
         (1000 / s.requestsPerSecond).toFixed(2),
-        fixed(s.cpuMsPerRequest, 2),
+        fixed(s.cpuMsPerRequest?.total ?? null, 2),
+        fixed(s.cpuMsPerRequest?.runtime ?? null, 2),
         fixed(s.p50Ms),
         fixed(s.p99Ms),
         s.roundRates.map((rate) => rate.toFixed(0)).join(" "),
