@@ -357,7 +357,7 @@ function answered(result: LoadResult): number {
   return Object.values(result.statuses).reduce((sum, count) => sum + count, 0);
 }
 
-/** Adds one round's CPU to a scenario's total, which is unknown once a reading is. */
+/** Adds one round's CPU to a scenario's total, which is unknown once any reading is. */
 function addCpu(
   total: ServerCpu | null | undefined,
   before: ServerCpu | null,

@@ -173,6 +173,8 @@ function groupCpu(group: number | undefined, port: number): ServerCpu | null {
   } catch {
     return null;
   }
+  const listensOnPort = (arg: string) =>
+    arg.startsWith("--socket-addr=entry=") && arg.endsWith(`:${port}`);
   const cpu: ServerCpu = { runtime: 0, proxy: 0, tooling: 0 };
   for (const pid of pids) {
     let fields: string[];
@@ -187,8 +189,6 @@ function groupCpu(group: number | undefined, port: number): ServerCpu | null {
       continue; // exited meanwhile
     }
     const seconds = (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond;
-    const listensOnPort = (arg: string) =>
-      arg.startsWith("--socket-addr=entry=") && arg.endsWith(`:${port}`);
     if (!args.some((arg) => arg.endsWith("/workerd"))) cpu.tooling += seconds;
     else if (args.some(listensOnPort)) cpu.proxy += seconds;
     else cpu.runtime += seconds;

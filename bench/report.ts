@@ -119,7 +119,7 @@ export function formatReport(figures: Figures, targets: Target[]): string {
         "req/s",
         "1/rate ms",
         "CPU ms/req",
-        "runtime",
+        "runtime ms",
         "p50 ms",
         "p99 ms",
         "rounds req/s",
