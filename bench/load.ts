@@ -103,10 +103,16 @@ function send(agent: Agent, url: URL, shot: Shot): Promise<number | null> {
   });
 }
 
-/** Adds one round's result into a running total. */
+/** Adds one round's result into a running total; the round itself is left as it was. */
 export function mergeLoad(total: LoadResult | undefined, round: LoadResult): LoadResult {
   if (!total) {
-    return { ...round, latenciesMs: [...round.latenciesMs], sentAtMs: [...round.sentAtMs] };
+    return {
+      ...round,
+      statuses: { ...round.statuses },
+      unexpected: { ...round.unexpected },
+      latenciesMs: [...round.latenciesMs],
+      sentAtMs: [...round.sentAtMs],
+    };
   }
   const add = (into: Record<number, number>, from: Record<number, number>) => {
     for (const [status, count] of Object.entries(from)) {
