@@ -302,48 +302,44 @@ async function loadInRounds(
       await run(scenario, WARM_UP_MS);
     }
   }
-  const totals = new Map<Scenario, LoadResult>();
-  const roundRates = new Map<Scenario, number[]>();
-  const roundP99s = new Map<Scenario, (number | null)[]>();
-  const consumerRuns = new Map<Scenario, ConsumerInvocation[]>();
-  const cpuSeconds = new Map<Scenario, ServerCpu | null>();
+  const rounds = new Map<Scenario, Round[]>(scenarios.map((scenario) => [scenario, []]));
   for (let round = 0; round < settings.rounds; round++) {
     const order = round % 2 === 0 ? scenarios : [...scenarios].reverse();
     for (const scenario of order) {
       process.stdout.write(`  round ${round + 1}/${settings.rounds}: ${scenario.name}\n`);
+      const server = servers[scenario.target];
       const follower = scenario.followConsumer
-        ? followConsumer(servers[scenario.target].logPath, "hookgate-events")
+        ? followConsumer(server.logPath, "hookgate-events")
         : undefined;
-      const cpuBefore = servers[scenario.target].cpu();
+      const cpuBefore = server.cpu();
       const result = await run(scenario, roundMs(scenario));
-      const cpuAfter = servers[scenario.target].cpu();
-      cpuSeconds.set(scenario, addCpu(cpuSeconds.get(scenario), cpuBefore, cpuAfter));
-      if (follower) {
-        consumerRuns.set(scenario, [...(consumerRuns.get(scenario) ?? []), ...follower.stop()]);
-      }
-      totals.set(scenario, mergeLoad(totals.get(scenario), result));
-      roundRates.set(scenario, [
-        ...(roundRates.get(scenario) ?? []),
-        answered(result) / result.seconds,
-      ]);
-      roundP99s.set(scenario, [
-        ...(roundP99s.get(scenario) ?? []),
-        quantile(result.latenciesMs, 0.99),
-      ]);
+      const cpuAfter = server.cpu();
+      rounds.get(scenario)?.push({
+        result,
+        cpu: cpuBefore && cpuAfter && subtractCpu(cpuAfter, cpuBefore),
+        consumerRuns: follower?.stop(),
+      });
     }
   }
 
   return scenarios.map((scenario) => {
-    const total = totals.get(scenario) as LoadResult;
-    const runs = consumerRuns.get(scenario);
-    const cpu = cpuSeconds.get(scenario) ?? null;
+    const done = rounds.get(scenario) ?? [];
+    const total = done.reduce<LoadResult | undefined>(
+      (sum, { result }) => mergeLoad(sum, result),
+      undefined,
+    ) as LoadResult;
+    const cpu = done.reduce<ServerCpu | null>(
+      (sum, round) => sum && round.cpu && addCpu(sum, round.cpu),
+      { runtime: 0, proxy: 0, tooling: 0 },
+    );
+    const runs = scenario.followConsumer ? done.flatMap((round) => round.consumerRuns ?? []) : null;
     return {
       name: scenario.name,
       requestsPerSecond: answered(total) / total.seconds,
       p50Ms: quantile(total.latenciesMs, 0.5),
       p99Ms: quantile(total.latenciesMs, 0.99),
-      roundRates: roundRates.get(scenario) ?? [],
-      roundP99Ms: roundP99s.get(scenario) ?? [],
+      roundRates: done.map(({ result }) => answered(result) / result.seconds),
+      roundP99Ms: done.map(({ result }) => quantile(result.latenciesMs, 0.99)),
       cpuMsPerRequest: cpu && perRequest(cpu, sent(total)),
       statuses: total.statuses,
       unexpected: total.unexpected,
@@ -353,22 +349,30 @@ async function loadInRounds(
   });
 }
 
+/** One round of one scenario; `cpu` is null where /proc could not be read. */
+interface Round {
+  result: LoadResult;
+  cpu: ServerCpu | null;
+  consumerRuns?: ConsumerInvocation[];
+}
+
 function answered(result: LoadResult): number {
   return Object.values(result.statuses).reduce((sum, count) => sum + count, 0);
 }
 
-/** Adds one round's CPU to a scenario's total, which is unknown once any reading is. */
-function addCpu(
-  total: ServerCpu | null | undefined,
-  before: ServerCpu | null,
-  after: ServerCpu | null,
-): ServerCpu | null {
-  if (total === null || before === null || after === null) return null;
-  const sum = total ?? { runtime: 0, proxy: 0, tooling: 0 };
+function addCpu(a: ServerCpu, b: ServerCpu): ServerCpu {
   return {
-    runtime: sum.runtime + after.runtime - before.runtime,
-    proxy: sum.proxy + after.proxy - before.proxy,
-    tooling: sum.tooling + after.tooling - before.tooling,
+    runtime: a.runtime + b.runtime,
+    proxy: a.proxy + b.proxy,
+    tooling: a.tooling + b.tooling,
+  };
+}
+
+function subtractCpu(a: ServerCpu, b: ServerCpu): ServerCpu {
+  return {
+    runtime: a.runtime - b.runtime,
+    proxy: a.proxy - b.proxy,
+    tooling: a.tooling - b.tooling,
   };
 }
 
