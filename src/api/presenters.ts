@@ -35,6 +35,7 @@ export function presentToken(token: Token) {
     lastUsedAt: iso(token.lastUsedAt),
     expiresAt: iso(token.expiresAt),
     revokedAt: iso(token.revokedAt),
+    replacedBy: token.replacedBy,
   };
 }
 

@@ -65,6 +65,9 @@ export const TokenSchema = z
     lastUsedAt: nullableTimestamp,
     expiresAt: nullableTimestamp,
     revokedAt: nullableTimestamp,
+    replacedBy: z.string().nullable().openapi({
+      description: "The token a roll issued in this one's place; a rolled token is not rolled again",
+    }),
   })
   .openapi("Token");
 

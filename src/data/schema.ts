@@ -70,6 +70,11 @@ export const tokens = sqliteTable(
     lastUsedAt: timestamp("last_used_at"),
     expiresAt: timestamp("expires_at"),
     revokedAt: timestamp("revoked_at"),
+    /**
+     * The id of the token a roll issued in this one's place; a rolled token is not rolled
+     * again. No foreign key: the replacement may be deleted with its owner before this one.
+     */
+    replacedBy: text("replaced_by"),
   },
   (table) => [
     index("tokens_user_idx").on(table.userId, table.kind),

@@ -40,6 +40,7 @@ export async function issueToken(ctx: ServiceContext, spec: TokenSpec): Promise<
     lastUsedAt: null,
     expiresAt: spec.expiresAt ?? null,
     revokedAt: null,
+    replacedBy: null,
   };
   return { token, secret };
 }
@@ -143,9 +144,9 @@ export async function revokeToken(ctx: ServiceContext, actor: Actor, tokenId: st
 }
 
 /**
- * Issues a new secret with the same kind, owner, webhook, name and scopes. The old secret
- * keeps working for `overlapSeconds` (never past its own expiry), so that senders can
- * switch without a gap.
+ * Issues a new secret with the same kind, owner, webhook, name, scopes and expiry. The old
+ * secret keeps working for `overlapSeconds` (never past its own expiry), so that senders
+ * can switch without a gap, and it cannot be rolled again.
  */
 export async function rollToken(
   ctx: ServiceContext,
@@ -155,6 +156,14 @@ export async function rollToken(
 ) {
   const token = await getManageableToken(ctx, actor, tokenId);
   assertLiveCredential(ctx, token, "rolled");
+  if (token.replacedBy !== null) {
+    // Its expiry is now the end of an overlap, which a second replacement would inherit.
+    throw new DomainError(
+      "token_unavailable",
+      `This token was already rolled; roll its replacement ${token.replacedBy} instead.`,
+      { replacedBy: token.replacedBy },
+    );
+  }
 
   const overlapEnd = new Date(ctx.now.getTime() + overlapSeconds * 1000);
   const previousExpiry =
@@ -169,7 +178,10 @@ export async function rollToken(
   });
   await ctx.db.batch([
     ctx.db.insert(tokens).values(issued.token),
-    ctx.db.update(tokens).set({ expiresAt: previousExpiry }).where(eq(tokens.id, tokenId)),
+    ctx.db
+      .update(tokens)
+      .set({ expiresAt: previousExpiry, replacedBy: issued.token.id })
+      .where(eq(tokens.id, tokenId)),
     auditInsert(ctx.db, ctx.now, {
       actorId: actor.user.id,
       action: "token.rolled",
@@ -179,7 +191,7 @@ export async function rollToken(
     }),
   ]);
   await purgeTokenFacts(ctx.env, [token.hash], ctx.waitUntil);
-  return { issued, previous: { ...token, expiresAt: previousExpiry } };
+  return { issued, previous: { ...token, expiresAt: previousExpiry, replacedBy: issued.token.id } };
 }
 
 /**

@@ -39,8 +39,9 @@ const roll = createRoute({
   tags: ["Tokens"],
   summary: "Replace a token's secret",
   description:
-    "Issues a new secret with the same kind, owner, webhook and scopes. The old secret " +
-    "keeps working for `overlapSeconds` (default 0: it stops now), then expires.",
+    "Issues a new secret with the same kind, owner, webhook, scopes and expiry. The old " +
+    "secret keeps working for `overlapSeconds` (default 0: it stops now), then expires; " +
+    "it cannot be rolled again (409), its replacement can.",
   middleware: ANY_ACCOUNT,
   security: BEARER,
   request: {

@@ -161,6 +161,38 @@ describe("POST /v1/tokens/{id}/roll", () => {
     await expectStatus(call("/v1/me", { token: rolled.token.secret }), 200);
   });
 
+  it("keeps the expiry for the new secret and refuses to roll the old one again", async () => {
+    const expiresAt = new Date(Date.now() + 30 * 86_400_000).toISOString();
+    const token = await createIntegration(member.session, member.user.id, { expiresAt });
+    const rolled = await expectStatus(
+      call(`/v1/tokens/${token.id}/roll`, {
+        method: "POST",
+        token: member.session,
+        body: { overlapSeconds: 3600 },
+      }),
+      201,
+    );
+
+    const again = await expectStatus(
+      call(`/v1/tokens/${token.id}/roll`, { method: "POST", token: member.session, body: {} }),
+      409,
+    );
+    const rolledOn = await expectStatus(
+      call(`/v1/tokens/${rolled.token.id}/roll`, {
+        method: "POST",
+        token: member.session,
+        body: {},
+      }),
+      201,
+    );
+
+    expect(rolled.token.expiresAt).toBe(expiresAt);
+    expect(rolled.previous.replacedBy).toBe(rolled.token.id);
+    expect(again).toMatchObject({ code: "token_unavailable", replacedBy: rolled.token.id });
+    expect(rolledOn.token.expiresAt).toBe(expiresAt);
+    await expectStatus(call("/v1/me", { token: token.secret }), 200);
+  });
+
   it("treats a missing body, an empty object and an empty untyped body as no overlap", async () => {
     const requests: Record<string, RequestInit> = {
       "no body": {},

@@ -1,0 +1,1 @@
+ALTER TABLE `tokens` ADD `replaced_by` text;
