@@ -1,5 +1,6 @@
 import { app } from "./app";
 import { type LifecycleJob, runLifecycle } from "./lifecycle";
+import { type RepurgeJob, runRepurge } from "./lifecycle/purge";
 import { consumeDeadLetters, consumeEvents } from "./queue/consumer";
 
 export default {
@@ -10,7 +11,9 @@ export default {
     if (batch.queue === "hookgate-jobs") {
       // The jobs consumer takes one message per invocation, so each gets a whole budget.
       for (const message of batch.messages) {
-        await runLifecycle(env, new Date(), message.body as LifecycleJob);
+        const job = message.body as LifecycleJob | RepurgeJob;
+        if (job.type === "repurge") await runRepurge(env, job);
+        else await runLifecycle(env, new Date(), job);
         message.ack();
       }
       return;

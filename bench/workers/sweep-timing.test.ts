@@ -49,10 +49,10 @@ async function seedIdleAccounts(accounts: number, now: number) {
 }
 
 /**
- * Runs the sweep as the Cron Trigger would, then every continuation it leaves as its own
- * queue invocation on freshly counted bindings, timing the whole and each invocation.
- * Workerd's clock advances with I/O, and every invocation ends with I/O, so these are
- * wall times to the last query.
+ * Runs the sweep as the Cron Trigger would, then every job it leaves (continuations and
+ * repeated purges) as its own queue invocation on freshly counted bindings, timing the
+ * whole and each invocation. Workerd's clock advances with I/O, and every invocation ends
+ * with I/O, so these are wall times to the last query.
  */
 async function timedSweep(accounts: number, now: number, capMs: number): Promise<SweepFigures> {
   const figures: SweepFigures = {
@@ -83,18 +83,15 @@ async function timedSweep(accounts: number, now: number, capMs: number): Promise
     createScheduledController({ scheduledTime: now, cron: "17 * * * *" }),
     first.env,
   );
-  let pending = record(first, started);
+  // One job per invocation, as the jobs queue's batch size of 1 delivers them.
+  const pending = [...record(first, started)];
   while (pending.length > 0 && Date.now() - started < capMs) {
     const next = instrumentedEnv();
     const startedAt = Date.now();
-    const messages = pending.map((body, index) => ({
-      id: `job-${figures.invocations}-${index}`,
-      timestamp: new Date(),
-      attempts: 1,
-      body,
-    }));
-    await worker.queue(createMessageBatch("hookgate-jobs", messages), next.env);
-    pending = record(next, startedAt);
+    const message = { id: `job-${figures.invocations}`, timestamp: new Date(), attempts: 1 };
+    const body = pending.shift();
+    await worker.queue(createMessageBatch("hookgate-jobs", [{ ...message, body }]), next.env);
+    pending.push(...record(next, startedAt));
   }
   figures.wallMs = Date.now() - started;
   figures.finished = pending.length === 0;

@@ -34,7 +34,7 @@ export type WebhookFacts =
 export const ISOLATE_TTL_MS = 5_000;
 const ISOLATE_MAX_ENTRIES = 10_000;
 /** After a purge, stale facts from a lookup already in flight are deleted again. */
-const REPURGE_DELAY_MS = 10_000;
+export const REPURGE_DELAY_MS = 10_000;
 
 export const tokenFactsCache = new IsolateCache<TokenFacts>(ISOLATE_MAX_ENTRIES, ISOLATE_TTL_MS);
 export const webhookFactsCache = new IsolateCache<WebhookFacts>(

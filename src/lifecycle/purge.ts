@@ -1,7 +1,8 @@
 import { and, asc, eq, gt, inArray, isNotNull, lte, ne } from "drizzle-orm";
-import { purgeCachedFacts, tokenCacheKey } from "../auth/decision-cache";
+import { purgeCachedFacts, REPURGE_DELAY_MS, tokenCacheKey } from "../auth/decision-cache";
 import type { Database } from "../data/db";
 import { tokens, users } from "../data/schema";
+import { errorSummary, log } from "../shared/log";
 import type { InvocationBudget } from "./budget";
 
 /** Where a purge scan stands, carried by a continuation message. */
@@ -72,16 +73,12 @@ export async function purgeRequestedFacts(
       )
       .orderBy(asc(tokens.userId), asc(tokens.id))
       .limit(pageSize);
-    if (
-      !(await deleteFacts(
-        env,
-        budget,
-        page.map((token) => token.hash),
-      ))
-    ) {
+    const keys = page.map((token) => tokenCacheKey(token.hash));
+    if (!(await deleteFacts(env, budget, keys))) {
       // The requests stay in D1: the queue's retry, or the next hourly run, resumes.
       throw new Error("KV refused deletes of cached facts; the purge resumes on a retry");
     }
+    await repurgeLater(env, keys);
     keysDeleted += page.length;
 
     // A full page may stop inside an account: accounts before it in the page's order are
@@ -100,44 +97,72 @@ export async function purgeRequestedFacts(
 }
 
 /**
- * Purges one account's tokens now, as the management API does when it reactivates one.
- * Returns false, leaving the account's purge request for the sweep, when its tokens
- * exceed the budget or KV refused a delete.
+ * A page's keys are deleted once more a few seconds later, by a job of their own: a lookup
+ * that read the account as active just before the sweep flagged it may write its facts
+ * back after the purge. A repeat that cannot be queued is logged; at worst the stale entry
+ * lives out its `AUTH_CACHE_TTL_SECONDS`.
+ */
+async function repurgeLater(env: Env, keys: string[]) {
+  try {
+    await env.JOBS.send({ type: "repurge", keys } satisfies RepurgeJob, {
+      delaySeconds: REPURGE_DELAY_MS / 1000,
+    });
+  } catch (error) {
+    log("error", "lifecycle.repurge_not_queued", { keys: keys.length, error: errorSummary(error) });
+  }
+}
+
+/** The repeat of one page's purge: at most 500 KV deletes, well inside one invocation. */
+export interface RepurgeJob {
+  type: "repurge";
+  keys: string[];
+}
+
+export async function runRepurge(env: Env, job: RepurgeJob) {
+  const refused = await purgeCachedFacts(env, job.keys);
+  if (refused > 0) throw new Error(`KV refused ${refused} deletes of cached facts`);
+}
+
+/**
+ * Purges one account's tokens now, as the management API does when it reactivates one,
+ * and once more a few seconds later through `waitUntil`. When its tokens exceed the
+ * budget, the first ones are purged and the account's purge request stays for the jobs
+ * queue to finish; so it does when KV refused a delete. Returns whether all were purged.
  */
 export async function purgeAccountFacts(
   env: Env,
   db: Database,
   budget: InvocationBudget,
   userId: string,
+  waitUntil?: (promise: Promise<unknown>) => void,
 ): Promise<boolean> {
   budget.spend(1);
+  const room = budget.kvLeft;
   const owned = await db
     .select({ hash: tokens.hash })
     .from(tokens)
     .where(and(eq(tokens.userId, userId), ne(tokens.kind, "session")))
-    .limit(budget.kvLeft + 1);
-  if (owned.length > budget.kvLeft) return false;
-
-  if (
-    !(await deleteFacts(
-      env,
-      budget,
-      owned.map((token) => token.hash),
-    ))
-  )
-    return false;
+    .limit(room + 1);
+  const keys = owned.slice(0, room).map((token) => tokenCacheKey(token.hash));
+  const deleted = await deleteFacts(env, budget, keys, waitUntil);
+  if (owned.length > room || !deleted) return false;
   budget.spend(1);
   await db.update(users).set({ purgeRequestedAt: null }).where(eq(users.id, userId));
   return true;
 }
 
 /** Returns whether KV deleted every key. */
-async function deleteFacts(env: Env, budget: InvocationBudget, hashes: string[]) {
+async function deleteFacts(
+  env: Env,
+  budget: InvocationBudget,
+  keys: string[],
+  waitUntil?: (promise: Promise<unknown>) => void,
+) {
   let refused = 0;
-  for (let start = 0; start < hashes.length; start += KV_DELETES_AT_ONCE) {
-    const chunk = hashes.slice(start, start + KV_DELETES_AT_ONCE).map(tokenCacheKey);
+  for (let start = 0; start < keys.length; start += KV_DELETES_AT_ONCE) {
+    const chunk = keys.slice(start, start + KV_DELETES_AT_ONCE);
     budget.spend(0, chunk.length);
-    refused += await purgeCachedFacts(env, chunk);
+    refused += await purgeCachedFacts(env, chunk, waitUntil);
   }
   return refused === 0;
 }

@@ -279,7 +279,7 @@ export function revokeSessionsQuery(ctx: ServiceContext, userId: string) {
 /**
  * Brings an inactive account back: active, last activity now, and its tokens work again
  * at once because their cached denials are purged before this answers. An account with
- * more tokens than one call may purge finishes on the jobs queue.
+ * more tokens than one call may purge has the rest purged on the jobs queue.
  */
 export async function reactivateUser(ctx: ServiceContext, actor: Actor, id: string) {
   const user = await findUser(ctx, id);
@@ -301,7 +301,8 @@ export async function reactivateUser(ctx: ServiceContext, actor: Actor, id: stri
       details: { wasStatus: user.status, deactivatedAt: user.deactivatedAt?.toISOString() ?? null },
     }),
   ]);
-  const purged = await purgeAccountFacts(ctx.env, ctx.db, new InvocationBudget(100, 500), id);
+  const budget = new InvocationBudget(100, 500);
+  const purged = await purgeAccountFacts(ctx.env, ctx.db, budget, id, ctx.waitUntil);
   if (!purged) await ctx.env.JOBS.send({ type: "lifecycle" });
   return { ...user, ...changes, purgeRequestedAt: purged ? null : ctx.now };
 }

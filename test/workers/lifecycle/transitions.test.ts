@@ -1,6 +1,11 @@
-import { createScheduledController } from "cloudflare:test";
+import {
+  createExecutionContext,
+  createScheduledController,
+  waitOnExecutionContext,
+} from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
+import { app } from "../../../src/app";
 import { tokenCacheKey } from "../../../src/auth/decision-cache";
 import worker from "../../../src/index";
 import {
@@ -10,6 +15,7 @@ import {
   createService,
   createWebhook,
   expectStatus,
+  ORIGIN,
   send,
   setLastActive,
   tokenHash,
@@ -48,6 +54,14 @@ async function sweepAt(time: number) {
     createScheduledController({ scheduledTime: time, cron: "17 * * * *" }),
     env,
   );
+}
+
+async function waitUntilDeleted(key: string, timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs;
+  while ((await env.AUTH_CACHE.get(key)) !== null) {
+    if (Date.now() > deadline) throw new Error(`${key} is still cached after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
 }
 
 async function account(id: string) {
@@ -99,6 +113,36 @@ describe("the idle sweep", () => {
     expect(reactivated).toMatchObject({ status: "active", deactivatedAt: null });
     expect(Date.now() - Date.parse(reactivated.lastActiveAt)).toBeLessThan(60_000);
     expect((await send(hook.webhook.id, { authorization })).status).toBe(202);
+  });
+
+  it("deletes cached facts once more after a while, in case a lookup in flight wrote them back", {
+    timeout: 40_000,
+  }, async () => {
+    const service = await createService(admin.session, "raced-ray");
+    const hook = await createWebhook(admin.session, { tokenOwnerId: service.id });
+    const key = tokenCacheKey(await tokenHash(hook.token.id));
+    const staleFacts = (ownerActive: boolean) =>
+      env.AUTH_CACHE.put(key, JSON.stringify({ tokenId: hook.token.id, ownerActive }));
+    await setLastActive(service.id, Date.now() - 61 * DAY);
+
+    await sweepAt(Date.now());
+    // A lookup that read the account as active just before the sweep writes back now.
+    await staleFacts(true);
+
+    await waitUntilDeleted(key, 20_000);
+    const ctx = createExecutionContext();
+    const reactivated = await app.fetch(
+      new Request(`${ORIGIN}/v1/users/${service.id}/reactivate`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${admin.session}` },
+      }),
+      env,
+      ctx,
+    );
+    expect(reactivated.status).toBe(200);
+    await staleFacts(false);
+    await waitOnExecutionContext(ctx);
+    expect(await env.AUTH_CACHE.get(key)).toBeNull();
   });
 
   it("leaves alone a service account kept busy by its own webhook calls", async () => {
