@@ -89,7 +89,10 @@ async function recordActivity(services: ServiceContext, actor: Actor) {
       db
         .update(users)
         .set({ lastActiveAt: now })
-        .where(and(eq(users.id, actor.user.id), lt(users.lastActiveAt, now))),
+        // The sweep may have switched the account off since the call was authenticated.
+        .where(
+          and(eq(users.id, actor.user.id), eq(users.status, "active"), lt(users.lastActiveAt, now)),
+        ),
     );
   }
   if (actor.token.lastUsedAt === null || actor.token.lastUsedAt <= threshold) {

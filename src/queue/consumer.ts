@@ -1,4 +1,4 @@
-import { readConfig } from "../config";
+import { ConfigError, readConfig } from "../config";
 import { errorSummary, log } from "../shared/log";
 import { type EventEnvelope, EventEnvelopeSchema } from "./envelope";
 
@@ -11,7 +11,7 @@ const failureKey = (eventId: string) => `event-failure:${eventId}`;
  * Stores an event once, in one statement, so that concurrent consumers and redelivered
  * messages cannot store it twice: the id is the primary key, and an event with the same
  * idempotency key on the same webhook within 24 hours stops the insert. A replayed dead
- * event turns into a stored one. Events of a deleted webhook are dropped, as its stored
+ * event turns into a stored one, or, dying again, records its new error. Events of a deleted webhook are dropped, as its stored
  * events were. drizzle's builder cannot express this INSERT … SELECT … ON CONFLICT … WHERE,
  * hence the SQL.
  */
@@ -26,8 +26,9 @@ const STORE_EVENT = `
       where webhook_id = ?2 and idempotency_key = ?6 and id != ?1
         and received_at > ?5 - ${IDEMPOTENCY_WINDOW_MS}
         and received_at < ?5 + ${IDEMPOTENCY_WINDOW_MS}))
-  on conflict (id) do update set status = 'stored', attempts = excluded.attempts, last_error = null
-    where events.status = 'dead' and excluded.status = 'stored'`;
+  on conflict (id) do update
+    set status = excluded.status, attempts = excluded.attempts, last_error = excluded.last_error
+    where events.status = 'dead'`;
 
 function storeStatement(
   db: D1Database,
@@ -153,6 +154,7 @@ function storeBatchStatements(db: D1Database, deliveries: Delivery[]) {
  * dead-letter queue.
  */
 export async function consumeEvents(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+  const interval = activityWriteInterval(env);
   const readable: Delivery[] = [];
   for (const message of batch.messages) {
     const parsed = EventEnvelopeSchema.safeParse(message.body);
@@ -165,7 +167,8 @@ export async function consumeEvents(batch: MessageBatch<unknown>, env: Env): Pro
   try {
     const { statements, changed } = storeBatchStatements(env.DB, readable);
     const activity = activityStatements(
-      env,
+      env.DB,
+      interval,
       readable.map(({ envelope }) => envelope),
     );
     ids = changed(await env.DB.batch([...statements, ...activity]));
@@ -174,7 +177,7 @@ export async function consumeEvents(batch: MessageBatch<unknown>, env: Env): Pro
       size: readable.length,
       error: errorSummary(batchError),
     });
-    return consumeOneByOne(env, readable);
+    return consumeOneByOne(env, interval, readable);
   }
   for (const { message } of readable) message.ack();
   await dropUnstoredBodies(
@@ -184,7 +187,7 @@ export async function consumeEvents(batch: MessageBatch<unknown>, env: Env): Pro
 }
 
 /** Stores each message in its own statement, then records the activity of those stored. */
-async function consumeOneByOne(env: Env, deliveries: Delivery[]) {
+async function consumeOneByOne(env: Env, interval: number, deliveries: Delivery[]) {
   const stored: EventEnvelope[] = [];
   const unchanged: EventEnvelope[] = [];
   for (const { message, envelope } of deliveries) {
@@ -205,7 +208,7 @@ async function consumeOneByOne(env: Env, deliveries: Delivery[]) {
   // A message that failed is no activity yet: it counts once it is stored.
   if (stored.length === 0) return;
   try {
-    await env.DB.batch(activityStatements(env, stored));
+    await env.DB.batch(activityStatements(env.DB, interval, stored));
   } catch (error) {
     // Losing an activity update delays nothing but the idle clock; the events are stored.
     log("warn", "consumer.activity_failed", { error: errorSummary(error) });
@@ -251,13 +254,33 @@ async function fail(env: Env, message: Message<unknown>, eventId: string | null,
 }
 
 /**
+ * The configured activity interval. The queue holds payloads that were already accepted,
+ * so an unreadable configuration must not stop them from being stored: it is logged as
+ * an error naming the variable, as every request then answers, and activity is written
+ * on every batch meanwhile, which is only more writes.
+ */
+function activityWriteInterval(env: Env): number {
+  try {
+    return readConfig(env).activityWriteIntervalMs;
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    log("error", "config.invalid", { message: error.message });
+    return 0;
+  }
+}
+
+/**
  * A webhook call is activity for the token's owner. It is recorded by the consumer rather
  * than on the ingress path, and each update only writes when the stored time is older
  * than `ACTIVITY_WRITE_INTERVAL_SECONDS`: at most one write per account and per token per
- * interval, whatever the request rate.
+ * interval, whatever the request rate. An account the sweep switched off while the call
+ * waited in the queue stays as the sweep left it: only an admin brings it back.
  */
-function activityStatements(env: Env, envelopes: EventEnvelope[]): D1PreparedStatement[] {
-  const interval = readConfig(env).activityWriteIntervalMs;
+function activityStatements(
+  db: D1Database,
+  interval: number,
+  envelopes: EventEnvelope[],
+): D1PreparedStatement[] {
   const latestByAccount = new Map<string, number>();
   const latestByToken = new Map<string, number>();
   for (const { accountId, tokenId, receivedAt } of envelopes) {
@@ -266,15 +289,20 @@ function activityStatements(env: Env, envelopes: EventEnvelope[]): D1PreparedSta
   }
   return [
     ...[...latestByAccount].map(([id, at]) =>
-      env.DB.prepare(
-        "update users set last_active_at = ?1 where id = ?2 and last_active_at <= ?1 - ?3",
-      ).bind(at, id, interval),
+      db
+        .prepare(
+          "update users set last_active_at = ?1 " +
+            "where id = ?2 and status = 'active' and last_active_at <= ?1 - ?3",
+        )
+        .bind(at, id, interval),
     ),
     ...[...latestByToken].map(([id, at]) =>
-      env.DB.prepare(
-        "update tokens set last_used_at = ?1 " +
-          "where id = ?2 and (last_used_at is null or last_used_at <= ?1 - ?3)",
-      ).bind(at, id, interval),
+      db
+        .prepare(
+          "update tokens set last_used_at = ?1 " +
+            "where id = ?2 and (last_used_at is null or last_used_at <= ?1 - ?3)",
+        )
+        .bind(at, id, interval),
     ),
   ];
 }

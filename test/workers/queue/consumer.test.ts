@@ -13,9 +13,11 @@ import { type EventEnvelope, exceedsMessageBudget } from "../../../src/queue/env
 import {
   bootstrapAdmin,
   call,
+  createService,
   createWebhook,
   envelopeFor,
   expectStatus,
+  markInactive,
   ORIGIN,
   setLastActive,
 } from "../helpers";
@@ -272,6 +274,55 @@ describe("the events consumer", () => {
     expect(token?.at).toBe(now);
   });
 
+  it("leaves an account the sweep switched off meanwhile as it was", async () => {
+    const service = await createService(admin.session, "switched-off-meanwhile");
+    const served = await createWebhook(admin.session, { tokenOwnerId: service.id });
+    const longAgo = Date.now() - 61 * 86_400_000;
+    await setLastActive(service.id, longAgo);
+    await markInactive(service.id);
+    const call = envelopeFor(served, service.id);
+
+    const result = await deliver("hookgate-events", [call]);
+
+    expect(result.explicitAcks).toEqual(["msg-0"]);
+    expect(await eventRow(call.eventId)).toMatchObject({ status: "stored" });
+    const user = await env.DB.prepare("select last_active_at as at from users where id = ?")
+      .bind(service.id)
+      .first<{ at: number }>();
+    const token = await env.DB.prepare("select last_used_at as at from tokens where id = ?")
+      .bind(served.token.id)
+      .first<{ at: number }>();
+    expect(user?.at).toBe(longAgo);
+    expect(token?.at).toBe(call.receivedAt);
+  });
+
+  it("still stores events and activity when the configuration is unreadable", async () => {
+    const longAgo = Date.now() - 30 * 86_400_000;
+    await setLastActive(admin.user.id, longAgo);
+    const message = envelope();
+    const errors: string[] = [];
+    const consoleError = console.error;
+    console.error = (line: string) => errors.push(line);
+
+    try {
+      const result = await deliver("hookgate-events", [message], {
+        ...env,
+        INACTIVITY_DAYS: "sixty",
+      });
+      expect(result.explicitAcks).toEqual(["msg-0"]);
+    } finally {
+      console.error = consoleError;
+    }
+
+    expect(await eventRow(message.eventId)).toMatchObject({ status: "stored" });
+    const user = await env.DB.prepare("select last_active_at as at from users where id = ?")
+      .bind(admin.user.id)
+      .first<{ at: number }>();
+    expect(user?.at).toBe(message.receivedAt);
+    expect(errors.some((line) => line.includes("config.invalid"))).toBe(true);
+    expect(errors.some((line) => line.includes("INACTIVITY_DAYS"))).toBe(true);
+  });
+
   it("retries a message that cannot be stored, with growing backoff", async () => {
     const message = envelope();
     const longAgo = Date.now() - 30 * 86_400_000;
@@ -403,6 +454,23 @@ describe("dead letters", () => {
     );
 
     expect(replayed).toMatchObject({ body: "AP8B/g==", bodyEncoding: "base64", bodySize: 4 });
+  });
+
+  it("record the new error when a replayed event dies again", async () => {
+    const message = envelope();
+    const failure = (error: string, attempts: number) =>
+      env.AUTH_CACHE.put(`event-failure:${message.eventId}`, JSON.stringify({ error, attempts }));
+    await failure("Error: first death", 6);
+    await deliver("hookgate-events-dlq", [message]);
+
+    await failure("Error: second death", 6);
+    await deliver("hookgate-events-dlq", [message]);
+
+    expect(await eventRow(message.eventId)).toMatchObject({
+      status: "dead",
+      attempts: 6,
+      last_error: "Error: second death",
+    });
   });
 
   it("never turn a stored event dead", async () => {
