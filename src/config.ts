@@ -1,16 +1,33 @@
 import { z } from "zod";
 import { LOG_LEVELS, type LogLevel, setLogLevel } from "./shared/log";
 
-const positiveInteger = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+/**
+ * A number written as plain decimal digits, with an optional fraction: `Number()` alone
+ * would also take `0x10`, `1e3` or `Infinity`, which nobody means in a setting.
+ */
+const decimal = z
+  .union([z.number(), z.string().regex(/^\d+(\.\d+)?$/, "Expected a plain decimal number")])
+  .transform(Number)
+  .pipe(z.number());
+
+/** Upper bounds keep every derived time within what a `Date` can hold. */
+const TEN_YEARS_DAYS = 3650;
 
 const ConfigSchema = z.object({
   /** A positive decimal, so that tests can make a day pass in seconds. */
-  INACTIVITY_DAYS: z.coerce.number().positive().default(60),
-  AUTH_CACHE_TTL_SECONDS: z.coerce.number().int().min(60).default(300),
-  ACTIVITY_WRITE_INTERVAL_SECONDS: z.coerce.number().int().min(0).default(3600),
-  MAX_PAYLOAD_BYTES: positiveInteger(6 * 1024 * 1024),
-  SESSION_TTL_HOURS: z.coerce.number().positive().default(12),
-  EVENT_RETENTION_DAYS: z.coerce.number().positive().default(7),
+  INACTIVITY_DAYS: decimal.pipe(z.number().positive().max(TEN_YEARS_DAYS)).default(60),
+  AUTH_CACHE_TTL_SECONDS: decimal.pipe(z.number().int().min(60).max(86_400)).default(300),
+  ACTIVITY_WRITE_INTERVAL_SECONDS: decimal.pipe(z.number().int().min(0).max(86_400)).default(3600),
+  MAX_PAYLOAD_BYTES: decimal.pipe(z.number().int().positive()).default(6 * 1024 * 1024),
+  SESSION_TTL_HOURS: decimal
+    .pipe(
+      z
+        .number()
+        .positive()
+        .max(24 * 365),
+    )
+    .default(12),
+  EVENT_RETENTION_DAYS: decimal.pipe(z.number().positive().max(TEN_YEARS_DAYS)).default(7),
   LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
 });
 

@@ -30,6 +30,11 @@ managementApi.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
   scheme: "bearer",
   description: "A session token (`hgs_…`) or an integration token with `manage` (`hgi_…`)",
 });
+managementApi.openAPIRegistry.registerComponent("securitySchemes", "bootstrapToken", {
+  type: "http",
+  scheme: "bearer",
+  description: "The deployment's `BOOTSTRAP_TOKEN` secret",
+});
 
 managementApi
   .route("/", bootstrapRoutes)

@@ -15,8 +15,9 @@ const DESCRIPTIONS: Partial<Record<ContentfulStatusCode, string>> = {
   404: "No such record, or one the caller may not see",
   409: "The request conflicts with the current state",
   413: "The body exceeds the management API's limit of 64 KiB",
-  415: "A body was sent that is not `application/json`",
+  415: "A body was sent that is not `application/json` (`unsupported_media_type`)",
   429: "Too many attempts; see `Retry-After`",
+  503: "A stored body cannot be read or queued now; retry later",
 };
 
 export function json<T extends z.ZodType>(schema: T, description: string) {

@@ -66,7 +66,8 @@ export const TokenSchema = z
     expiresAt: nullableTimestamp,
     revokedAt: nullableTimestamp,
     replacedBy: z.string().nullable().openapi({
-      description: "The token a roll issued in this one's place; a rolled token is not rolled again",
+      description:
+        "The token a roll issued in this one's place; a rolled token is not rolled again",
     }),
   })
   .openapi("Token");

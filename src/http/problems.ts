@@ -25,6 +25,7 @@ export const PROBLEMS: Record<ErrorCode, { status: ContentfulStatusCode; title: 
   target_account_inactive: { status: 409, title: "Target account inactive" },
   event_not_dead: { status: 409, title: "Event is not dead" },
   payload_too_large: { status: 413, title: "Payload too large" },
+  unsupported_media_type: { status: 415, title: "Unsupported media type" },
   rate_limited: { status: 429, title: "Too many requests" },
   service_unavailable: { status: 503, title: "Service unavailable" },
   internal_error: { status: 500, title: "Internal error" },
@@ -77,7 +78,12 @@ export function handleError(error: Error, c: Context) {
   }
   if (error instanceof HTTPException && error.status < 500) {
     // Hono's own refusals, such as a body that is not the JSON its content type claims.
-    const code = error.status === 413 ? "payload_too_large" : "invalid_request";
+    const code =
+      error.status === 413
+        ? "payload_too_large"
+        : error.status === 415
+          ? "unsupported_media_type"
+          : "invalid_request";
     return problem(c, code, error.message, { status: error.status as ContentfulStatusCode });
   }
   if (error instanceof ConfigError) {

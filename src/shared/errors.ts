@@ -22,6 +22,7 @@ export const ERROR_CODES = [
   "target_account_inactive",
   "event_not_dead",
   "payload_too_large",
+  "unsupported_media_type",
   "rate_limited",
   "service_unavailable",
   "internal_error",

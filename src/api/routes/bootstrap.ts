@@ -43,6 +43,7 @@ const route = createRoute({
   description:
     "Takes `Authorization: Bearer <BOOTSTRAP_TOKEN>`. Answers 409 once any account exists.",
   middleware: [requireBootstrapToken],
+  security: [{ bootstrapToken: [] }],
   request: {
     body: jsonBody(
       z.object({ username: Username, password: Password, displayName: DisplayName.optional() }),
@@ -59,7 +60,7 @@ const route = createRoute({
         .openapi("Bootstrap"),
       "The first admin, a session token and an integration token (send, manage)",
     ),
-    ...problems(400, 401, 403, 409, 413),
+    ...problems(400, 401, 403, 409, 413, 415),
   },
 });
 

@@ -26,7 +26,7 @@ const route = createRoute({
       z.object({ token: z.string(), expiresAt: z.iso.datetime() }).openapi("Session"),
       "A new session",
     ),
-    ...problems(400, 401, 403, 413, 429),
+    ...problems(400, 401, 403, 413, 415, 429),
   },
 });
 

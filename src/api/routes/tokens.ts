@@ -79,7 +79,7 @@ const transfer = createRoute({
       z.object({ token: TokenSchema, notice: z.string() }).openapi("TransferredToken"),
       "The token on its new account",
     ),
-    ...problems(400, 401, 403, 404, 409, 413),
+    ...problems(400, 401, 403, 404, 409, 413, 415),
   },
 });
 

@@ -72,7 +72,7 @@ const create = createRoute({
   },
   responses: {
     201: json(UserSchema, "The new account"),
-    ...problems(400, 401, 403, 409, 413),
+    ...problems(400, 401, 403, 409, 413, 415),
   },
 });
 
@@ -125,7 +125,10 @@ const update = createRoute({
       }),
     ),
   },
-  responses: { 200: json(UserSchema, "The account"), ...problems(400, 401, 403, 404, 409, 413) },
+  responses: {
+    200: json(UserSchema, "The account"),
+    ...problems(400, 401, 403, 404, 409, 413, 415),
+  },
 });
 
 const password = createRoute({
@@ -139,7 +142,7 @@ const password = createRoute({
   middleware: ANY_ACCOUNT,
   security: BEARER,
   request: { params: UserParams, body: jsonBody(z.object({ password: Password })) },
-  responses: { 204: noContent, ...problems(400, 401, 403, 404, 413) },
+  responses: { 204: noContent, ...problems(400, 401, 403, 404, 413, 415) },
 });
 
 const createToken = createRoute({
@@ -168,7 +171,7 @@ const createToken = createRoute({
   },
   responses: {
     201: json(TokenWithSecretSchema, "The new token with its secret"),
-    ...problems(400, 401, 403, 404, 413),
+    ...problems(400, 401, 403, 404, 413, 415),
   },
 });
 

@@ -52,7 +52,7 @@ const create = createRoute({
   },
   responses: {
     201: json(CreatedWebhook, "The webhook, its app token with the secret, and credentials"),
-    ...problems(400, 401, 403, 413),
+    ...problems(400, 401, 403, 413, 415),
   },
 });
 
@@ -93,7 +93,7 @@ const update = createRoute({
     params: WebhookParams,
     body: jsonBody(z.object({ name: WebhookName.optional(), enabled: z.boolean().optional() })),
   },
-  responses: { 200: json(WebhookSchema, "The webhook"), ...problems(400, 401, 403, 404, 413) },
+  responses: { 200: json(WebhookSchema, "The webhook"), ...problems(400, 401, 403, 404, 413, 415) },
 });
 
 const remove = createRoute({
@@ -134,7 +134,7 @@ const createToken = createRoute({
         .openapi("CreatedAppToken"),
       "The new app token with its secret, and credentials",
     ),
-    ...problems(400, 401, 403, 404, 413),
+    ...problems(400, 401, 403, 404, 413, 415),
   },
 });
 

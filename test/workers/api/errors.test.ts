@@ -1,5 +1,5 @@
 import { createExecutionContext } from "cloudflare:test";
-import { env } from "cloudflare:workers";
+import { env, exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { app } from "../../../src/app";
 import { hashToken } from "../../../src/auth/tokens";
@@ -79,16 +79,19 @@ describe("problem documents", () => {
   });
 
   it("fail loudly, naming the variable, when configuration is invalid", async () => {
-    const res = await app.request(
-      "/v1/openapi.json",
-      {},
-      { ...env, INACTIVITY_DAYS: "sixty" },
-      createExecutionContext(),
-    );
-    const body = (await res.json()) as { detail: string };
+    // Not decimals, or days beyond what a Date can hold once turned into milliseconds.
+    for (const value of ["sixty", "0x10", "1e10", "Infinity", "-1", "99999"]) {
+      const res = await app.request(
+        "/v1/openapi.json",
+        {},
+        { ...env, INACTIVITY_DAYS: value },
+        createExecutionContext(),
+      );
+      const body = (await res.json()) as { detail: string };
 
-    expect(res.status).toBe(500);
-    expect(body.detail).toContain("INACTIVITY_DAYS");
+      expect(res.status, value).toBe(500);
+      expect(body.detail, value).toContain("INACTIVITY_DAYS");
+    }
   });
 });
 
@@ -121,6 +124,33 @@ describe("the OpenAPI document", () => {
         expect(problemStatuses, `${method} ${path}`).toContain("400");
       }
     }
+  });
+
+  it("documents 413 and 415 on every operation that takes a body, and answers them so", async () => {
+    const document = await expectStatus(call("/v1/openapi.json"), 200);
+    const session = await login("admin", "correct-horse-battery");
+
+    for (const [path, item] of Object.entries(document.paths as Record<string, object>)) {
+      for (const [method, operation] of Object.entries(
+        item as Record<string, { requestBody?: object; responses: Record<string, object> }>,
+      )) {
+        if (!operation.requestBody) continue;
+        expect(Object.keys(operation.responses), `${method} ${path}`).toEqual(
+          expect.arrayContaining(["413", "415"]),
+        );
+      }
+    }
+    const refused = await expectStatus(
+      exports.default.fetch(
+        new Request(`${ORIGIN}/v1/webhooks`, {
+          method: "POST",
+          headers: { Authorization: `Bearer ${session}`, "Content-Type": "text/plain" },
+          body: '{"name":"Orders","authMethod":"bearer"}',
+        }),
+      ),
+      415,
+    );
+    expect(refused.code).toBe("unsupported_media_type");
   });
 });
 
