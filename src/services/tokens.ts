@@ -208,6 +208,11 @@ export async function transferToken(
 ) {
   const token = await getManageableToken(ctx, actor, tokenId);
   assertLiveCredential(ctx, token, "transferred");
+  if (targetUserId === token.userId) {
+    throw new DomainError("validation_failed", "The token already belongs to this account.", {
+      errors: [{ field: "userId", message: "Already the token's owner" }],
+    });
+  }
   const target = await ctx.db.query.users.findFirst({ where: eq(users.id, targetUserId) });
   if (!target) {
     throw new DomainError("validation_failed", "The target account does not exist.", {

@@ -312,6 +312,28 @@ describe("POST /v1/tokens/{id}/transfer", () => {
     expect((await send(basic.webhook.id, { authorization: after })).status).toBe(202);
   });
 
+  it("refuses to move a token to the account that holds it", async () => {
+    const token = await createIntegration(member.session, member.user.id);
+
+    const same = await expectStatus(
+      call(`/v1/tokens/${token.id}/transfer`, {
+        method: "POST",
+        token: admin.session,
+        body: { userId: member.user.id },
+      }),
+      400,
+    );
+
+    expect(same.errors).toEqual([{ field: "userId", message: "Already the token's owner" }]);
+    const audit = await expectStatus(call("/v1/audit", { token: admin.session }), 200);
+    expect(
+      audit.items.filter(
+        (entry: { action: string; targetId: string }) =>
+          entry.action === "token.transferred" && entry.targetId === token.id,
+      ),
+    ).toEqual([]);
+  });
+
   it("refuses an inactive or unknown target", async () => {
     const idle = await createService(admin.session, "idle-target");
     await markInactive(idle.id);
