@@ -86,8 +86,7 @@ export async function lookupTokenFacts(
     revoked: row.token.revokedAt !== null,
     expiresAt: row.token.expiresAt?.getTime() ?? null,
   };
-  tokenFactsCache.set(key, facts);
-  options.waitUntil(writeKv(options.env, key, facts, options.ttlSeconds));
+  cacheLookup(tokenFactsCache, key, facts, options);
   return facts;
 }
 
@@ -106,9 +105,20 @@ export async function lookupWebhookFacts(
     columns: { authMethod: true, enabled: true },
   });
   const facts: WebhookFacts = row ? { exists: true, ...row } : { exists: false };
-  webhookFactsCache.set(key, facts);
-  if (row) options.waitUntil(writeKv(options.env, key, facts, options.ttlSeconds));
+  if (row) cacheLookup(webhookFactsCache, key, facts, options);
+  else webhookFactsCache.set(key, facts);
   return facts;
+}
+
+/**
+ * Keeps what D1 answered, here and in KV. A burst of calls with one uncached credential
+ * all miss and all ask D1; the first answer to arrive writes KV and the later ones find
+ * it here and write nothing, since KV takes one write per second per key.
+ */
+function cacheLookup<T>(cache: IsolateCache<T>, key: string, facts: T, options: LookupOptions) {
+  const cachedMeanwhile = cache.get(key) !== undefined;
+  cache.set(key, facts);
+  if (!cachedMeanwhile) options.waitUntil(writeKv(options.env, key, facts, options.ttlSeconds));
 }
 
 /**

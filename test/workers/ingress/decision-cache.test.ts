@@ -76,6 +76,22 @@ describe("auth decisions", () => {
     expect(counts.d1Writes).toBe(0);
   });
 
+  it("write each cached fact to KV once for a burst of calls with an uncached token", async () => {
+    const fresh = await createWebhook(admin.session);
+    const { env: counted, counts } = instrumentedEnv();
+    const burst = Array.from({ length: 20 }, () =>
+      send(fresh.webhook.id, { authorization: fresh.credentials.authorization, env: counted }),
+    );
+
+    const answers = await Promise.all(burst);
+
+    expect(answers.map((answer) => answer.status)).toEqual(Array(20).fill(202));
+    expect(counts.kvWrites).toBe(2);
+    const key = tokenCacheKey(await tokenHash(fresh.token.id));
+    expect(await env.AUTH_CACHE.get(key)).not.toBeNull();
+    expect(await env.AUTH_CACHE.get(webhookCacheKey(fresh.webhook.id))).not.toBeNull();
+  });
+
   it("write nothing for a flood of made-up tokens", async () => {
     const { env: counted, counts } = instrumentedEnv();
 
