@@ -19,6 +19,7 @@ export const Scope = z.enum(["send", "manage"]);
 export const FutureTimestamp = z.iso
   .datetime({ offset: true })
   .transform((value) => new Date(value))
+  .refine((date) => date.getTime() > Date.now(), "Must be in the future")
   .openapi({ type: "string", format: "date-time", example: "2027-06-30T00:00:00Z" });
 
 export const IdParam = (prefix: string) =>

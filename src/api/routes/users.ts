@@ -67,6 +67,23 @@ const create = createRoute({
           role: z.enum(["admin", "member"]).default("member"),
           password: Password.optional(),
         })
+        // Checked here rather than in the service, so that one answer lists every bad field.
+        .superRefine((user, ctx) => {
+          if (user.kind === "service" && user.password !== undefined) {
+            ctx.addIssue({
+              code: "custom",
+              path: ["password"],
+              message: "Must be absent for a service account",
+            });
+          }
+          if (user.kind === "person" && user.password === undefined) {
+            ctx.addIssue({
+              code: "custom",
+              path: ["password"],
+              message: "Required for a person account",
+            });
+          }
+        })
         .openapi("NewUser"),
     ),
   },

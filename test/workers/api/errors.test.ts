@@ -69,6 +69,31 @@ describe("problem documents", () => {
     expect(problem).toMatchObject({ code: "payload_too_large", maxBodyBytes: 65_536 });
   });
 
+  it("list every bad field in one answer, rules across fields and dates included", async () => {
+    const session = await login("admin", "correct-horse-battery");
+
+    const user = await expectStatus(
+      call("/v1/users", {
+        method: "POST",
+        token: session,
+        body: { username: "BAD!", kind: "service", password: "a-long-enough-password" },
+      }),
+      400,
+    );
+    const token = await expectStatus(
+      call("/v1/users/usr_0000000000000000000000/tokens", {
+        method: "POST",
+        token: session,
+        body: { name: "", expiresAt: "2001-01-01T00:00:00Z" },
+      }),
+      400,
+    );
+
+    const fields = (body: { errors: { field: string }[] }) => body.errors.map((e) => e.field);
+    expect(fields(user)).toEqual(["username", "password"]);
+    expect(fields(token)).toEqual(["name", "expiresAt"]);
+  });
+
   it("map every code to one status, and the OpenAPI document lists every code", async () => {
     const document = await expectStatus(call("/v1/openapi.json"), 200);
 

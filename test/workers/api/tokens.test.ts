@@ -73,7 +73,10 @@ describe("integration tokens", () => {
       }),
       400,
     );
-    expect(bad.errors.map((error: { field: string }) => error.field)).toEqual(["scopes.0"]);
+    expect(bad.errors.map((error: { field: string }) => error.field)).toEqual([
+      "scopes.0",
+      "expiresAt",
+    ]);
     const past = await expectStatus(
       call(`/v1/users/${member.user.id}/tokens`, {
         method: "POST",
