@@ -38,6 +38,14 @@ async function createIntegration(
   );
 }
 
+/** Rolls a token as the member, expecting `status`. */
+function roll(tokenId: string, body: Record<string, unknown>, status: number) {
+  return expectStatus(
+    call(`/v1/tokens/${tokenId}/roll`, { method: "POST", token: member.session, body }),
+    status,
+  );
+}
+
 describe("integration tokens", () => {
   it("shows the secret once and only prefixes afterwards", async () => {
     const created = await createIntegration(member.session, member.user.id, { scopes: ["send"] });
@@ -129,14 +137,7 @@ describe("POST /v1/tokens/{id}/roll", () => {
   it("issues a new secret and keeps the old one for the overlap", async () => {
     const token = await createIntegration(member.session, member.user.id);
 
-    const rolled = await expectStatus(
-      call(`/v1/tokens/${token.id}/roll`, {
-        method: "POST",
-        token: member.session,
-        body: { overlapSeconds: 3600 },
-      }),
-      201,
-    );
+    const rolled = await roll(token.id, { overlapSeconds: 3600 }, 201);
 
     expect(rolled.token.secret).not.toBe(token.secret);
     expect(rolled.token).toMatchObject({
@@ -155,10 +156,7 @@ describe("POST /v1/tokens/{id}/roll", () => {
   it("stops the old secret at once without an overlap", async () => {
     const token = await createIntegration(member.session, member.user.id);
 
-    const rolled = await expectStatus(
-      call(`/v1/tokens/${token.id}/roll`, { method: "POST", token: member.session, body: {} }),
-      201,
-    );
+    const rolled = await roll(token.id, {}, 201);
 
     await expectStatus(call("/v1/me", { token: token.secret }), 401);
     await expectStatus(call("/v1/me", { token: rolled.token.secret }), 200);
@@ -167,27 +165,10 @@ describe("POST /v1/tokens/{id}/roll", () => {
   it("keeps the expiry for the new secret and refuses to roll the old one again", async () => {
     const expiresAt = new Date(Date.now() + 30 * 86_400_000).toISOString();
     const token = await createIntegration(member.session, member.user.id, { expiresAt });
-    const rolled = await expectStatus(
-      call(`/v1/tokens/${token.id}/roll`, {
-        method: "POST",
-        token: member.session,
-        body: { overlapSeconds: 3600 },
-      }),
-      201,
-    );
+    const rolled = await roll(token.id, { overlapSeconds: 3600 }, 201);
 
-    const again = await expectStatus(
-      call(`/v1/tokens/${token.id}/roll`, { method: "POST", token: member.session, body: {} }),
-      409,
-    );
-    const rolledOn = await expectStatus(
-      call(`/v1/tokens/${rolled.token.id}/roll`, {
-        method: "POST",
-        token: member.session,
-        body: {},
-      }),
-      201,
-    );
+    const again = await roll(token.id, {}, 409);
+    const rolledOn = await roll(rolled.token.id, {}, 201);
 
     expect(rolled.token.expiresAt).toBe(expiresAt);
     expect(rolled.previous.replacedBy).toBe(rolled.token.id);
@@ -243,18 +224,8 @@ describe("POST /v1/tokens/{id}/roll", () => {
       204,
     );
 
-    const revoked = await expectStatus(
-      call(`/v1/tokens/${token.id}/roll`, { method: "POST", token: member.session, body: {} }),
-      409,
-    );
-    const tooLong = await expectStatus(
-      call(`/v1/tokens/${token.id}/roll`, {
-        method: "POST",
-        token: member.session,
-        body: { overlapSeconds: 8 * 86_400 },
-      }),
-      400,
-    );
+    const revoked = await roll(token.id, {}, 409);
+    const tooLong = await roll(token.id, { overlapSeconds: 8 * 86_400 }, 400);
 
     expect(revoked.code).toBe("token_unavailable");
     expect(tooLong.errors[0].field).toBe("overlapSeconds");
