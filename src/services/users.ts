@@ -12,6 +12,12 @@ import { type Actor, assertVisible, type ServiceContext } from "./context";
 import { inIdList } from "./id-list";
 import { isLive, issueToken, liveTokenCondition } from "./tokens";
 
+/**
+ * Cached facts one API call purges at most: each key costs two of an invocation's 1,000
+ * KV operations (the delete and its repeat 10 s later).
+ */
+const MAX_KEYS_PURGED_AT_ONCE = 400;
+
 export interface NewUser {
   username: string;
   displayName?: string | undefined;
@@ -301,18 +307,11 @@ export async function reactivateUser(ctx: ServiceContext, actor: Actor, id: stri
       details: { wasStatus: user.status, deactivatedAt: user.deactivatedAt?.toISOString() ?? null },
     }),
   ]);
-  const budget = new InvocationBudget(100, 500);
+  const budget = new InvocationBudget(100, MAX_KEYS_PURGED_AT_ONCE);
   const purged = await purgeAccountFacts(ctx.env, ctx.db, budget, id, ctx.waitUntil);
   if (!purged) await ctx.env.JOBS.send({ type: "lifecycle" });
   return { ...user, ...changes, purgeRequestedAt: purged ? null : ctx.now };
 }
-
-/**
- * Facts of at most this many deleted tokens are purged from KV, newest first: each key
- * costs two of an invocation's 1,000 KV operations (the delete and its repeat). The rest
- * were revoked or expired, so their cached facts deny as D1 would, until they expire.
- */
-const MAX_KEYS_PURGED_ON_DELETE = 400;
 
 /**
  * Deletes an account that holds no live app or integration token. Its sessions and dead
@@ -334,7 +333,7 @@ export async function deleteUser(ctx: ServiceContext, actor: Actor, id: string) 
   const cached = deleted
     .filter((token) => token.kind !== "session")
     .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime())
-    .slice(0, MAX_KEYS_PURGED_ON_DELETE);
+    .slice(0, MAX_KEYS_PURGED_AT_ONCE);
   await purgeTokenFacts(
     ctx.env,
     cached.map((token) => token.hash),
