@@ -17,7 +17,6 @@ const DESCRIPTIONS: Partial<Record<ContentfulStatusCode, string>> = {
   413: "The body exceeds the management API's limit of 64 KiB",
   415: "A body was sent that is not `application/json` (`unsupported_media_type`)",
   429: "Too many attempts; see `Retry-After`",
-  503: "A stored body cannot be read or queued now; retry later",
 };
 
 export function json<T extends z.ZodType>(schema: T, description: string) {

@@ -67,10 +67,8 @@ export async function readBodyBytes(
   if (event.bodyKey === null) return decodeBody(event.body ?? "", event.bodyEncoding);
   const object = await ctx.env.PAYLOADS.get(event.bodyKey);
   if (!object) {
-    throw new DomainError(
-      "service_unavailable",
-      `The body of ${event.id} is missing from storage.`,
-    );
+    // Not a passing failure (R2 answered): retrying would not bring the body back.
+    throw new DomainError("internal_error", `The body of ${event.id} is missing from storage.`);
   }
   return new Uint8Array(await object.arrayBuffer());
 }

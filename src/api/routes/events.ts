@@ -25,7 +25,7 @@ const list = createRoute({
   request: { params: IdParam("wh"), query: PageQuery },
   responses: {
     200: json(pageOf(EventSchema, "EventPage"), "A page of events"),
-    ...problems(400, 401, 403, 404, 503),
+    ...problems(400, 401, 403, 404),
   },
 });
 
@@ -40,7 +40,7 @@ const body = createRoute({
   request: { params: IdParam("evt") },
   responses: {
     200: { description: "The body", content: { "application/octet-stream": { schema: z.any() } } },
-    ...problems(400, 401, 403, 404, 503),
+    ...problems(400, 401, 403, 404),
   },
 });
 
@@ -55,7 +55,7 @@ const replay = createRoute({
   request: { params: IdParam("evt") },
   responses: {
     202: json(EventSchema, "The event, queued again"),
-    ...problems(400, 401, 403, 404, 409, 503),
+    ...problems(400, 401, 403, 404, 409),
   },
 });
 

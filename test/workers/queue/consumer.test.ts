@@ -473,6 +473,22 @@ describe("dead letters", () => {
     });
   });
 
+  it("answer 500 naming the event when its body has gone from R2", async () => {
+    const bodyKey = `payloads/${hook.webhook.id}/gone`;
+    const message = envelope({ body: null, bodyKey, bodyEncoding: "base64", bodySize: 4 });
+    await env.PAYLOADS.put(bodyKey, new Uint8Array([1, 2, 3, 4]));
+    await deliver("hookgate-events-dlq", [message]);
+    await env.PAYLOADS.delete(bodyKey);
+
+    const missing = await expectStatus(
+      call(`/v1/events/${message.eventId}/body`, { token: admin.session }),
+      500,
+    );
+
+    expect(missing).toMatchObject({ code: "internal_error" });
+    expect(missing.detail).toContain(message.eventId);
+  });
+
   it("never turn a stored event dead", async () => {
     const message = envelope();
     await deliver("hookgate-events", [message]);
