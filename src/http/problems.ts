@@ -84,7 +84,7 @@ export function handleError(error: Error, c: Context) {
         : error.status === 415
           ? "unsupported_media_type"
           : "invalid_request";
-    return problem(c, code, error.message, { status: error.status as ContentfulStatusCode });
+    return problem(c, code, error.message);
   }
   if (error instanceof ConfigError) {
     log("error", "config.invalid", { requestId: c.get("requestId"), message: error.message });
