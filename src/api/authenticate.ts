@@ -39,6 +39,7 @@ export const authenticate = createMiddleware<AppEnv>(async (c, next) => {
   const kind = parseToken(secret);
   if (kind === null)
     throw refuse("invalid_credentials", "The token is not valid.", "invalid_token");
+  // No app token opens the API, so its prefix alone decides, without a lookup.
   if (kind === "app") {
     throw new HttpProblem("insufficient_scope", "An app token opens its webhook only.");
   }
@@ -46,8 +47,8 @@ export const authenticate = createMiddleware<AppEnv>(async (c, next) => {
   const services = c.get("services");
   const actor = await findActor(services, await hashToken(secret));
   if (!actor) throw refuse("invalid_credentials", "The token is not valid.", "invalid_token");
-  // An inactive account's tokens all stop working, whatever their scopes: saying so is
-  // what tells the caller that an admin must reactivate the account.
+  // An inactive account's sessions and integration tokens stop working, whatever their
+  // scopes: saying so is what tells the caller that an admin must reactivate the account.
   if (actor.user.status !== "active") {
     throw refuse("account_inactive", "The account that owns this token is inactive.");
   }

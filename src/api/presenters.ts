@@ -3,6 +3,7 @@ import type { AuditEntry, Token, User } from "../data/schema";
 import { projectedInactiveAt } from "../services/context";
 import { scopesOf } from "../services/tokens";
 import type { WebhookView } from "../services/webhooks";
+import { bytesToBase64 } from "../shared/encoding";
 
 const iso = (date: Date | null) => (date === null ? null : date.toISOString());
 
@@ -78,7 +79,7 @@ export function readyCredentials(authMethod: "bearer" | "basic", username: strin
   if (authMethod === "bearer") {
     return { scheme: "bearer" as const, authorization: `Bearer ${secret}` };
   }
-  const encoded = btoa(String.fromCharCode(...new TextEncoder().encode(`${username}:${secret}`)));
+  const encoded = bytesToBase64(new TextEncoder().encode(`${username}:${secret}`));
   return {
     scheme: "basic" as const,
     username,

@@ -1,3 +1,5 @@
+import { base64ToBytes } from "../shared/encoding";
+
 /**
  * Parses an `Authorization` header into a Bearer or Basic credential. Hono's `bearerAuth`
  * and `basicAuth` each own one scheme and answer by themselves; the ingress needs both
@@ -41,7 +43,7 @@ function parseBasic(value: string): ParsedAuthorization {
   if (!BASE64.test(value)) return malformed("The Basic credentials are not valid base64.");
   let decoded: string;
   try {
-    decoded = utf8.decode(Uint8Array.from(atob(value), (char) => char.charCodeAt(0)));
+    decoded = utf8.decode(base64ToBytes(value));
   } catch {
     return malformed("The Basic credentials are not valid UTF-8.");
   }

@@ -39,9 +39,10 @@ function refuse(code: ErrorCode, detail: string, scheme: Scheme, error?: string)
 /**
  * Decides whether the caller may post to the webhook, cheapest checks first: header
  * syntax and the token's checksum cost no lookup; a cached token costs no KV or D1 read;
- * only an uncached token reaches D1, and only after the rate limiter agreed. Every
- * failure before the webhook is known answers alike, so 401s never reveal whether a
- * webhook exists.
+ * only an uncached token reaches D1, and only after the rate limiter agreed. Every bad
+ * credential answers alike before the webhook is known, so 401 bodies never reveal
+ * whether a webhook exists; only the challenge to a call without a header names the
+ * webhook's scheme, which tells nothing to whoever cannot guess its id.
  */
 export async function authenticateSender(c: Context<AppEnv>, webhookId: string): Promise<Sender> {
   const services = c.get("services");
@@ -56,9 +57,13 @@ export async function authenticateSender(c: Context<AppEnv>, webhookId: string):
       limited = true;
       const { success } = await c.env.INGRESS_LIMITER.limit({ key: `ingress:${clientAddress(c)}` });
       if (!success) {
-        throw new HttpProblem("rate_limited", "Too many failed attempts; wait and try again.", {
-          headers: { "Retry-After": String(LIMIT_PERIOD_SECONDS) },
-        });
+        throw new HttpProblem(
+          "rate_limited",
+          "Too many uncached token lookups from this address; wait and try again.",
+          {
+            headers: { "Retry-After": String(LIMIT_PERIOD_SECONDS) },
+          },
+        );
       }
     },
   };

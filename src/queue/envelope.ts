@@ -22,8 +22,9 @@ export const EventEnvelopeSchema = z.object({
 export type EventEnvelope = z.infer<typeof EventEnvelopeSchema>;
 
 /**
- * A queue message holds at most 128 KB (1 KB = 1000 bytes), of which about 100 bytes are
- * the platform's. Envelopes above this budget carry an R2 key instead of the body.
+ * A queue message holds at most 128 KB (1 KB = 1000 bytes), about 100 bytes of which are
+ * the platform's; the budget keeps 1,000 bytes back for them with room to spare. Envelopes
+ * above it carry an R2 key instead of the body.
  */
 export const MAX_ENVELOPE_BYTES = 127_000;
 

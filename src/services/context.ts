@@ -1,7 +1,7 @@
 import type { Config } from "../config";
 import type { Database } from "../data/db";
 import type { Token, User } from "../data/schema";
-import { DomainError } from "../shared/errors";
+import { DomainError, notFound } from "../shared/errors";
 
 /** What every service call needs: the bindings, the database, the configuration, the time. */
 export interface ServiceContext {
@@ -27,7 +27,7 @@ export const isAdmin = (actor: Actor) => actor.user.role === "admin";
  */
 export function assertVisible(actor: Actor, ownerId: string, what: string): void {
   if (!isAdmin(actor) && actor.user.id !== ownerId) {
-    throw new DomainError("not_found", `${what} does not exist.`);
+    throw notFound(what);
   }
 }
 

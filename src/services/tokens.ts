@@ -157,7 +157,7 @@ export async function rollToken(
   const token = await getManageableToken(ctx, actor, tokenId);
   assertLiveCredential(ctx, token, "rolled");
   if (token.replacedBy !== null) {
-    // Its expiry is now the end of an overlap, which a second replacement would inherit.
+    // A rolled token's expiry ends its overlap, which a second replacement would inherit.
     throw new DomainError(
       "token_unavailable",
       `This token was already rolled; roll its replacement ${token.replacedBy} instead.`,

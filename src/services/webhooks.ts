@@ -18,7 +18,7 @@ import {
 import { inIdList } from "./id-list";
 import { assertFuture, issueToken, liveTokenCondition } from "./tokens";
 
-/** A live token that opens a webhook, with its owner. */
+/** A live token that opens a webhook while its owner is active, with that owner. */
 export interface Credential {
   token: Token;
   owner: User;

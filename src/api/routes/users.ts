@@ -67,7 +67,7 @@ const create = createRoute({
           role: z.enum(["admin", "member"]).default("member"),
           password: Password.optional(),
         })
-        // Checked here rather than in the service, so that one answer lists every bad field.
+        // Checked here as well as in the service, so that one answer lists every bad field.
         .superRefine((user, ctx) => {
           if (user.kind === "service" && user.password !== undefined) {
             ctx.addIssue({

@@ -15,7 +15,7 @@ const WRITE_SQL = /^\s*(insert|update|delete|replace)\b/i;
 /**
  * The real local bindings, wrapped to count what a request does to them. Nothing is
  * simulated: every call goes through to workerd's D1, KV, Queues and R2, and D1 refuses
- * more bound parameters than production would.
+ * more than production's 100 bound parameters, which local D1 would accept.
  */
 export function instrumentedEnv(): { env: Env; counts: BindingCounts; jobs: unknown[] } {
   const jobs: unknown[] = [];
