@@ -45,29 +45,7 @@ function refuse(code: ErrorCode, detail: string, scheme: Scheme, error?: string)
  * webhook's scheme, which tells nothing to whoever cannot guess its id.
  */
 export async function authenticateSender(c: Context<AppEnv>, webhookId: string): Promise<Sender> {
-  const services = c.get("services");
-  let limited = false;
-  const lookup: LookupOptions = {
-    env: c.env,
-    db: services.db,
-    ttlSeconds: services.config.authCacheTtlSeconds,
-    waitUntil: services.waitUntil,
-    beforeDatabase: async () => {
-      if (limited) return;
-      limited = true;
-      const { success } = await c.env.INGRESS_LIMITER.limit({ key: `ingress:${clientAddress(c)}` });
-      if (!success) {
-        throw new HttpProblem(
-          "rate_limited",
-          "Too many uncached token lookups from this address; wait and try again.",
-          {
-            headers: { "Retry-After": String(LIMIT_PERIOD_SECONDS) },
-          },
-        );
-      }
-    },
-  };
-
+  const lookup = rateLimitedLookup(c);
   const parsed = parseAuthorization(c.req.header("Authorization"));
   if (parsed.kind === "missing") {
     const webhook = await lookupWebhookFacts(webhookId, lookup);
@@ -81,26 +59,74 @@ export async function authenticateSender(c: Context<AppEnv>, webhookId: string):
 
   const { credential } = parsed;
   const secret = credential.scheme === "bearer" ? credential.token : credential.password;
-  const invalid = () =>
-    refuse(
-      "invalid_credentials",
-      "The credentials are not valid.",
-      credential.scheme,
-      "invalid_token",
-    );
   const kind = parseToken(secret);
-  if (kind === null || kind === "session") throw invalid();
-
+  if (kind === null || kind === "session") throw invalidCredentials(credential);
   const facts = await lookupTokenFacts(await hashToken(secret), lookup);
-  if (!facts) throw invalid();
+  if (!facts) throw invalidCredentials(credential);
+  await assertMaySend(facts, credential, webhookId, c.get("services").now);
+
+  // The caller proved it holds a genuine token: the limiter, meant for guessers, stays out
+  // of the webhook's lookup even when its facts are no longer cached.
+  const webhook = await lookupWebhookFacts(webhookId, { ...lookup, beforeDatabase: unlimited });
+  if (!webhook.exists || !webhook.enabled) {
+    throw new HttpProblem("not_found", "This webhook does not exist or is disabled.");
+  }
+  assertScheme(credential, webhook.authMethod);
+  return { facts, webhookId };
+}
+
+/** Lookup options whose first D1 read of a request waits for the ingress limiter. */
+function rateLimitedLookup(c: Context<AppEnv>): LookupOptions {
+  const services = c.get("services");
+  let limited = false;
+  return {
+    env: c.env,
+    db: services.db,
+    ttlSeconds: services.config.authCacheTtlSeconds,
+    waitUntil: services.waitUntil,
+    beforeDatabase: async () => {
+      if (limited) return;
+      limited = true;
+      const { success } = await c.env.INGRESS_LIMITER.limit({ key: `ingress:${clientAddress(c)}` });
+      if (!success) {
+        throw new HttpProblem(
+          "rate_limited",
+          "Too many uncached token lookups from this address; wait and try again.",
+          { headers: { "Retry-After": String(LIMIT_PERIOD_SECONDS) } },
+        );
+      }
+    },
+  };
+}
+
+function invalidCredentials(credential: Credential): HttpProblem {
+  return refuse(
+    "invalid_credentials",
+    "The credentials are not valid.",
+    credential.scheme,
+    "invalid_token",
+  );
+}
+
+/**
+ * What a genuine token must also be to post to this webhook: presented with its owner's
+ * username (Basic), live, owned by an active account, this webhook's if it is an app
+ * token, and allowed to send.
+ */
+async function assertMaySend(
+  facts: TokenFacts,
+  credential: Credential,
+  webhookId: string,
+  now: Date,
+): Promise<void> {
   if (
     credential.scheme === "basic" &&
     !(await equalInConstantTime(credential.username, facts.username))
   ) {
-    throw invalid();
+    throw invalidCredentials(credential);
   }
-  if (facts.revoked || (facts.expiresAt !== null && facts.expiresAt <= services.now.getTime())) {
-    throw invalid();
+  if (facts.revoked || (facts.expiresAt !== null && facts.expiresAt <= now.getTime())) {
+    throw invalidCredentials(credential);
   }
   if (!facts.ownerActive) {
     throw refuse(
@@ -127,15 +153,6 @@ export async function authenticateSender(c: Context<AppEnv>, webhookId: string):
       "insufficient_scope",
     );
   }
-
-  // The caller proved it holds a genuine token: the limiter, meant for guessers, stays out
-  // of the webhook's lookup even when its facts are no longer cached.
-  const webhook = await lookupWebhookFacts(webhookId, { ...lookup, beforeDatabase: unlimited });
-  if (!webhook.exists || !webhook.enabled) {
-    throw new HttpProblem("not_found", "This webhook does not exist or is disabled.");
-  }
-  assertScheme(credential, webhook.authMethod);
-  return { facts, webhookId };
 }
 
 async function unlimited() {}
