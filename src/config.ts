@@ -45,7 +45,7 @@ export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
-const DAY_MS = 86_400_000;
+export const DAY_MS = 86_400_000;
 const parsed = new WeakMap<object, Config>();
 
 /**

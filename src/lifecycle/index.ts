@@ -1,4 +1,4 @@
-import { readConfig } from "../config";
+import { DAY_MS, readConfig } from "../config";
 import { openDatabase } from "../data/db";
 import { log } from "../shared/log";
 import { InvocationBudget } from "./budget";
@@ -39,7 +39,7 @@ export async function runLifecycle(
   const db = openDatabase(env.DB);
   const budget = new InvocationBudget();
   const cutoff = new Date(now.getTime() - config.inactivityMs);
-  const inactivityDays = config.inactivityMs / 86_400_000;
+  const inactivityDays = config.inactivityMs / DAY_MS;
   const report: LifecycleReport = {
     flagged: 0,
     factsPurged: 0,
@@ -49,25 +49,27 @@ export async function runLifecycle(
     d1Queries: 0,
     kvOperations: 0,
   };
-  const finish = async (resume?: PurgeScan | null) => {
-    if (resume !== undefined) {
-      await env.JOBS.send({ type: "lifecycle", purge: resume } satisfies LifecycleJob);
-      report.continued = true;
-    }
+  const done = () => {
     report.d1Queries = budget.d1Queries;
     report.kvOperations = budget.kvOperations;
     log("info", "lifecycle.run", { ...report });
     return report;
+  };
+  /** The budget ran out: the next invocation resumes, within the purge scan if one is open. */
+  const continueLater = async (purge: PurgeScan | null = null) => {
+    await env.JOBS.send({ type: "lifecycle", purge } satisfies LifecycleJob);
+    report.continued = true;
+    return done();
   };
 
   let scan = job?.purge ?? undefined;
   for (;;) {
     const purge = await purgeRequestedFacts(env, db, budget, now, scan);
     report.factsPurged += purge.keysDeleted;
-    if (purge.resume) return finish(purge.resume);
+    if (purge.resume) return continueLater(purge.resume);
     scan = undefined;
 
-    if (!budget.canAfford(SWEEP_PAGE_QUERIES + 2, 1)) return finish(null);
+    if (!budget.canAfford(SWEEP_PAGE_QUERIES + 2, 1)) return continueLater();
     const flagged = await flagIdlePage(db, budget, now, cutoff, inactivityDays);
     report.flagged += flagged;
     if (flagged === 0) break;
@@ -76,8 +78,8 @@ export async function runLifecycle(
   const eventCutoff = new Date(now.getTime() - config.eventRetentionMs);
   const expiredEvents = await removeExpiredEvents(env, db, budget, eventCutoff);
   report.eventsRemoved = expiredEvents.removed;
-  if (!expiredEvents.done) return finish(null);
+  if (!expiredEvents.done) return continueLater();
   const expiredSessions = await removeExpiredSessions(db, budget, now);
   report.sessionsRemoved = expiredSessions.removed;
-  return finish(expiredSessions.done ? undefined : null);
+  return expiredSessions.done ? done() : continueLater();
 }

@@ -1,9 +1,9 @@
-import { ConfigError, readConfig } from "../config";
+import { ConfigError, DAY_MS, readConfig } from "../config";
 import { errorSummary, log } from "../shared/log";
 import { type EventEnvelope, EventEnvelopeSchema } from "./envelope";
 
 /** An `Idempotency-Key` makes events on the same webhook duplicates within this window. */
-const IDEMPOTENCY_WINDOW_MS = 86_400_000;
+const IDEMPOTENCY_WINDOW_MS = DAY_MS;
 const FAILURE_TTL_SECONDS = 7 * 86_400;
 const failureKey = (eventId: string) => `event-failure:${eventId}`;
 

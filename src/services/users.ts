@@ -1,6 +1,7 @@
 import { and, asc, count, eq, isNotNull, isNull, lt, lte, ne, or, sql } from "drizzle-orm";
 import { purgeTokenFacts } from "../auth/decision-cache";
 import { hashPassword, verifyPassword } from "../auth/passwords";
+import { DAY_MS } from "../config";
 import { afterCursor, decodeCursor, toPage } from "../data/pagination";
 import { tokens, type User, users, webhooks } from "../data/schema";
 import { InvocationBudget } from "../lifecycle/budget";
@@ -175,7 +176,7 @@ export async function listUsers(ctx: ServiceContext, filters: UserFilters) {
   ];
   if (filters.idleWithinDays !== undefined) {
     // Active accounts whose projected inactivity falls within the window.
-    const horizon = ctx.now.getTime() + filters.idleWithinDays * 86_400_000;
+    const horizon = ctx.now.getTime() + filters.idleWithinDays * DAY_MS;
     conditions.push(
       eq(users.status, "active"),
       lt(users.lastActiveAt, new Date(horizon - ctx.config.inactivityMs)),

@@ -1,6 +1,6 @@
 import { and, asc, eq, isNull, or, sql } from "drizzle-orm";
 import { purgeTokenFacts, purgeWebhookFacts } from "../auth/decision-cache";
-import type { Config } from "../config";
+import { type Config, DAY_MS } from "../config";
 import { afterCursor, decodeCursor, encodeCursor, toPage } from "../data/pagination";
 import { type Token, tokens, type User, users, type Webhook, webhooks } from "../data/schema";
 import { payloadPrefix } from "../queue/envelope";
@@ -228,7 +228,7 @@ export function assessHealth(
     return { status: "broken", reasons: [reason] };
   }
 
-  const horizon = now.getTime() + horizonDays * 86_400_000;
+  const horizon = now.getTime() + horizonDays * DAY_MS;
   const stopsAt = ({ token, owner }: Credential) =>
     Math.min(
       projectedInactiveAt(owner, config)?.getTime() ?? Number.POSITIVE_INFINITY,
