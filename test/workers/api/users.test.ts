@@ -299,14 +299,22 @@ describe("activity", () => {
     const member = await createPerson(admin.session, "active-one");
     const longAgo = Date.now() - 10 * 86_400_000;
     await setLastActive(member.user.id, longAgo);
+    const lastUsed = () =>
+      env.DB.prepare("select last_used_at as at from tokens where user_id = ? and kind = 'session'")
+        .bind(member.user.id)
+        .first<{ at: number | null }>();
 
     await expectStatus(call("/v1/me", { token: member.session }), 200);
     const first = await lastActive(member.user.id);
+    const firstUse = await lastUsed();
+    await new Promise((resolve) => setTimeout(resolve, 20));
     await expectStatus(call("/v1/me", { token: member.session }), 200);
     const second = await lastActive(member.user.id);
 
     expect(first).toBeGreaterThan(Date.now() - 60_000);
     expect(second).toBe(first);
+    expect(firstUse?.at).toBeGreaterThan(Date.now() - 60_000);
+    expect((await lastUsed())?.at).toBe(firstUse?.at);
   });
 });
 

@@ -11,6 +11,14 @@ describe("token format", () => {
     expect(issued.hash).toBe(await hashToken(issued.secret));
   });
 
+  it("stores the SHA-256 of the whole secret, as hex", async () => {
+    const issued = await generateToken("app");
+    const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(issued.secret));
+    const hex = [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, "0"));
+
+    expect(issued.hash).toBe(hex.join(""));
+  });
+
   it("marks each kind with its letter", async () => {
     expect((await generateToken("app")).secret.startsWith("hga_")).toBe(true);
     expect((await generateToken("session")).secret.startsWith("hgs_")).toBe(true);

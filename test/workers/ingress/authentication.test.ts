@@ -14,6 +14,7 @@ import {
   send,
   waitForStoredEvent,
 } from "../helpers";
+import { instrumentedEnv } from "../support/instrumented-env";
 
 let admin: Awaited<ReturnType<typeof bootstrapAdmin>>;
 let member: Awaited<ReturnType<typeof createPerson>>;
@@ -133,6 +134,8 @@ describe("refusing a caller", () => {
       unknown: `Bearer ${unknown}`,
       badChecksum: `Bearer ${badChecksum}`,
       session: `Bearer ${session}`,
+      // A live session of a real account: sessions open the management API only.
+      liveSession: `Bearer ${member.session}`,
       expired: `Bearer ${expiring.token.secret}`,
     };
     const answers = [];
@@ -157,6 +160,28 @@ describe("refusing a caller", () => {
       'Basic realm="hookgate", charset="UTF-8", error="invalid_token"',
     );
     expect(wrongUser.detail).toBe(answers[0]?.detail);
+  });
+
+  it("compares the Basic username exactly: case and spaces count", async () => {
+    const owner = member.user.username;
+    const near = [owner.toUpperCase(), `${owner[0]?.toUpperCase()}${owner.slice(1)}`];
+    near.push(` ${owner}`, `${owner} `, `${owner}\u0000`);
+
+    for (const username of near) {
+      const res = await refusal(
+        await send(basicHook.webhook.id, {
+          authorization: basicAuthorization(username, basicHook.token.secret),
+        }),
+      );
+      expect(res, JSON.stringify(username)).toMatchObject({
+        status: 401,
+        code: "invalid_credentials",
+      });
+    }
+    const exact = await send(basicHook.webhook.id, {
+      authorization: basicAuthorization(owner, basicHook.token.secret),
+    });
+    expect(exact.status).toBe(202);
   });
 
   it("tells a genuine holder that its account is inactive", async () => {
@@ -291,8 +316,18 @@ describe("rate limiting", () => {
       headers: { "CF-Connecting-IP": "203.0.113.100" },
     });
 
+    const { env: counted, counts } = instrumentedEnv();
+    const refusedAgain = await send(bearerHook.webhook.id, {
+      authorization: `Bearer ${(await generateToken("app")).secret}`,
+      headers: client,
+      env: counted,
+    });
+
     expect(statuses.at(-1)).toBe(429);
     expect(statuses.filter((status) => status === 401).length).toBeGreaterThanOrEqual(59);
+    // The limiter answers before D1 is asked.
+    expect(refusedAgain.status).toBe(429);
+    expect(counts.d1Queries).toBe(0);
     expect(genuine.status).toBe(202);
     expect(otherClient.status).toBe(401);
   });

@@ -72,6 +72,10 @@ describe("auth decisions", () => {
       ownerActive: true,
       revoked: false,
     });
+    const { keys } = await env.AUTH_CACHE.list({ prefix: key });
+    const expiresInSeconds = (keys[0]?.expiration ?? 0) - Date.now() / 1000;
+    expect(expiresInSeconds).toBeGreaterThan(Number(env.AUTH_CACHE_TTL_SECONDS) - 30);
+    expect(expiresInSeconds).toBeLessThanOrEqual(Number(env.AUTH_CACHE_TTL_SECONDS));
     expect(counts.d1Queries).toBe(2);
     expect(counts.d1Writes).toBe(0);
   });
@@ -104,14 +108,24 @@ describe("auth decisions", () => {
       });
       expect(res.status).toBe(401);
     }
-    for (const junk of ["Bearer junk", "Bearer hga_short", `Bearer ${"x".repeat(42)}`]) {
-      await send(hook.webhook.id, { authorization: junk, env: counted });
+    // Well formed but for its checksum: refused before any lookup.
+    const made = (await generateToken("app")).secret;
+    const badChecksum = `${made.slice(0, -1)}${made.endsWith("A") ? "B" : "A"}`;
+    for (const junk of [
+      "Bearer junk",
+      "Bearer hga_short",
+      `Bearer ${"x".repeat(42)}`,
+      `Bearer ${badChecksum}`,
+    ]) {
+      const res = await send(hook.webhook.id, { authorization: junk, env: counted });
+      expect(res.status, junk).toBe(401);
     }
 
     expect(counts.kvWrites).toBe(0);
     expect(counts.d1Writes).toBe(0);
     expect(counts.queueSends).toBe(0);
     expect(counts.d1Queries).toBe(20);
+    expect(counts.kvReads).toBe(20);
   });
 
   it("stop accepting a revoked token at once in this location", async () => {
@@ -291,15 +305,17 @@ describe("faults", () => {
       } as unknown as D1Database,
     };
     const lines: string[] = [];
-    const capture = vi.spyOn(console, "error").mockImplementation((line) => {
-      lines.push(String(line));
-    });
+    const captures = (["error", "warn", "log"] as const).map((level) =>
+      vi.spyOn(console, level).mockImplementation((line) => {
+        lines.push(String(line));
+      }),
+    );
 
     const res = await send(cold.webhook.id, {
       authorization: cold.credentials.authorization,
       env: failing,
     });
-    capture.mockRestore();
+    for (const capture of captures) capture.mockRestore();
 
     expect(res.status).toBe(503);
     expect(res.headers.get("Retry-After")).toBe("5");

@@ -14,6 +14,7 @@ import {
   tableCounts,
   waitForStoredEvent,
 } from "../helpers";
+import { instrumentedEnv } from "../support/instrumented-env";
 
 let admin: Awaited<ReturnType<typeof bootstrapAdmin>>;
 let hook: Awaited<ReturnType<typeof createWebhook>>;
@@ -148,14 +149,19 @@ describe("payloads are carried unchanged", () => {
 describe("Idempotency-Key", () => {
   it("gives a retry the same event id and stores the event once", async () => {
     const first = await accept('{"n":1}', "application/json", { "Idempotency-Key": "order-42" });
+    const { env: counted, counts } = instrumentedEnv();
     const retry = await send(hook.webhook.id, {
       authorization: hook.credentials.authorization,
       body: '{"n":1}',
       headers: { "Idempotency-Key": "order-42" },
+      env: counted,
     });
 
     expect(retry.status).toBe(202);
     expect(await retry.json()).toEqual({ ...first, webhookId: hook.webhook.id });
+    // The ingress recalls the receipt and enqueues nothing; the consumer's check is the
+    // second line, for a retry that reaches a location where KV has not caught up.
+    expect(counts.queueSends).toBe(0);
     const rows = await env.DB.prepare("select count(*) as n from events where idempotency_key = ?")
       .bind("order-42")
       .first<{ n: number }>();

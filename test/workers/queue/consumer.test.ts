@@ -217,6 +217,18 @@ describe("the events consumer", () => {
     expect(await eventRow(second.eventId)).toBeNull();
   });
 
+  it("stores events with the same idempotency key on two webhooks, one each", async () => {
+    const other = await createWebhook(admin.session, { name: "Invoices" });
+    const here = envelope({ idempotencyKey: "invoice-8" });
+    const there = envelopeFor(other, admin.user.id, { idempotencyKey: "invoice-8" });
+
+    await deliver("hookgate-events", [here]);
+    await deliver("hookgate-events", [there]);
+
+    expect(await eventRow(here.eventId)).not.toBeNull();
+    expect(await eventRow(there.eventId)).not.toBeNull();
+  });
+
   it("drops events of a deleted webhook, as deleting the webhook dropped its events", async () => {
     const gone = envelope({ webhookId: "wh_deleted00000000000000" });
 

@@ -78,8 +78,9 @@ export function instrumentedEnv(): { env: Env; counts: BindingCounts; jobs: unkn
     },
   });
 
-  // Continuation messages are kept rather than sent, so that a test can run each next
-  // invocation itself, on its own counted bindings, through the real jobs handler.
+  // The one binding that does not pass through: jobs (continuations and repeated purges)
+  // are kept rather than sent, delay included, so that a test can run each next invocation
+  // itself, on its own counted bindings, through the real jobs handler.
   const jobQueue = {
     send: async (body: unknown) => {
       counts.queueSends++;
