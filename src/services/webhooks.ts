@@ -19,7 +19,7 @@ import { inIdList } from "./id-list";
 import { assertFuture, issueToken, liveTokenCondition } from "./tokens";
 
 /** A live token that opens a webhook while its owner is active, with that owner. */
-export interface Credential {
+export interface WebhookCredential {
   token: Token;
   owner: User;
 }
@@ -31,7 +31,7 @@ export interface Health {
 
 export interface WebhookView {
   webhook: Webhook;
-  credentials: Credential[];
+  credentials: WebhookCredential[];
   health: Health;
 }
 
@@ -137,7 +137,7 @@ export async function getVisibleWebhook(ctx: ServiceContext, actor: Actor, id: s
 
 export async function describeWebhook(ctx: ServiceContext, actor: Actor, id: string) {
   const webhook = await getVisibleWebhook(ctx, actor, id);
-  const [view] = await describe(ctx, [webhook]);
+  const [view] = await describeWebhooks(ctx, [webhook]);
   return view as WebhookView;
 }
 
@@ -158,7 +158,7 @@ export async function listWebhooks(
     )
     .orderBy(asc(webhooks.createdAt), asc(webhooks.id))
     .limit(query.limit + 1);
-  const views = await describe(ctx, rows.slice(0, query.limit));
+  const views = await describeWebhooks(ctx, rows.slice(0, query.limit));
   return toPage(
     rows,
     query.limit,
@@ -171,7 +171,7 @@ export async function listWebhooks(
  * Attaches credentials and health to a page of webhooks with one query: their app tokens,
  * and the deployment's integration tokens that may send (they open every webhook).
  */
-export async function describe(
+export async function describeWebhooks(
   ctx: ServiceContext,
   list: Webhook[],
   horizonDays = HEALTH_HORIZON_DAYS,
@@ -213,7 +213,7 @@ export async function describe(
  */
 export function assessHealth(
   webhook: Webhook,
-  credentials: Credential[],
+  credentials: WebhookCredential[],
   now: Date,
   config: Config,
   horizonDays = HEALTH_HORIZON_DAYS,
@@ -229,7 +229,7 @@ export function assessHealth(
   }
 
   const horizon = now.getTime() + horizonDays * DAY_MS;
-  const stopsAt = ({ token, owner }: Credential) =>
+  const stopsAt = ({ token, owner }: WebhookCredential) =>
     Math.min(
       projectedInactiveAt(owner, config)?.getTime() ?? Number.POSITIVE_INFINITY,
       token.expiresAt?.getTime() ?? Number.POSITIVE_INFINITY,
@@ -267,7 +267,7 @@ export async function listAtRisk(
     .orderBy(asc(webhooks.createdAt), asc(webhooks.id))
     .limit(query.limit + 1);
   const scanned = rows.slice(0, query.limit);
-  const views = await describe(ctx, scanned, query.withinDays);
+  const views = await describeWebhooks(ctx, scanned, query.withinDays);
   const last = scanned.at(-1);
   return {
     items: views.filter((view) => view.health.status !== "ok"),
