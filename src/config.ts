@@ -12,6 +12,7 @@ const decimal = z
 
 /** Upper bounds keep every derived time within what a `Date` can hold. */
 const TEN_YEARS_DAYS = 3650;
+const ONE_YEAR_HOURS = 8760;
 
 const ConfigSchema = z.object({
   /** A positive decimal, so that tests can make a day pass in seconds. */
@@ -19,14 +20,7 @@ const ConfigSchema = z.object({
   AUTH_CACHE_TTL_SECONDS: decimal.pipe(z.number().int().min(60).max(86_400)).default(300),
   ACTIVITY_WRITE_INTERVAL_SECONDS: decimal.pipe(z.number().int().min(0).max(86_400)).default(3600),
   MAX_PAYLOAD_BYTES: decimal.pipe(z.number().int().positive()).default(6 * 1024 * 1024),
-  SESSION_TTL_HOURS: decimal
-    .pipe(
-      z
-        .number()
-        .positive()
-        .max(24 * 365),
-    )
-    .default(12),
+  SESSION_TTL_HOURS: decimal.pipe(z.number().positive().max(ONE_YEAR_HOURS)).default(12),
   EVENT_RETENTION_DAYS: decimal.pipe(z.number().positive().max(TEN_YEARS_DAYS)).default(7),
   LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
 });

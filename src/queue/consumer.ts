@@ -11,9 +11,9 @@ const failureKey = (eventId: string) => `event-failure:${eventId}`;
  * Stores an event once, in one statement, so that concurrent consumers and redelivered
  * messages cannot store it twice: the id is the primary key, and an event with the same
  * idempotency key on the same webhook within 24 hours stops the insert. A replayed dead
- * event turns into a stored one, or, dying again, records its new error. Events of a deleted webhook are dropped, as its stored
- * events were. drizzle's builder cannot express this INSERT … SELECT … ON CONFLICT … WHERE,
- * hence the SQL.
+ * event turns into a stored one, or, dying again, records its new error. Events of a
+ * deleted webhook are dropped, as its stored events were. drizzle's builder cannot express
+ * this INSERT … SELECT … ON CONFLICT … WHERE, hence the SQL.
  */
 const STORE_EVENT = `
   insert into events (id, webhook_id, token_id, account_id, received_at, idempotency_key,

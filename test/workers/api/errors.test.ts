@@ -151,7 +151,7 @@ describe("the OpenAPI document", () => {
     }
   });
 
-  it("documents 413 and 415 on every operation that takes a body, and answers them so", async () => {
+  it("documents 413 and 415 wherever a body is taken, and answers 415 so", async () => {
     const document = await expectStatus(call("/v1/openapi.json"), 200);
     const session = await login("admin", "correct-horse-battery");
 
