@@ -1,6 +1,7 @@
+import { eq } from "drizzle-orm";
 import type { Config } from "../config";
 import type { Database } from "../data/db";
-import type { Token, User } from "../data/schema";
+import { type Token, type User, users } from "../data/schema";
 import { DomainError, notFound } from "../shared/errors";
 
 /** What every service call needs: the bindings, the database, the configuration, the time. */
@@ -39,4 +40,17 @@ export function assertAdmin(actor: Actor, action: string): void {
 export function projectedInactiveAt(user: User, config: Config): Date | null {
   if (user.status !== "active") return null;
   return new Date(user.lastActiveAt.getTime() + config.inactivityMs);
+}
+
+/** The account with this id; any caller who may not act on it is told it does not exist. */
+export async function requireUser(ctx: ServiceContext, id: string): Promise<User> {
+  const user = await ctx.db.query.users.findFirst({ where: eq(users.id, id) });
+  if (!user) throw notFound("This account");
+  return user;
+}
+
+/** The account, if the actor may see it: its own, or any for an admin. */
+export async function getVisibleUser(ctx: ServiceContext, actor: Actor, id: string) {
+  assertVisible(actor, id, "This account");
+  return requireUser(ctx, id);
 }

@@ -6,7 +6,7 @@ import { type Token, tokens, users, webhooks } from "../data/schema";
 import { DomainError, notFound } from "../shared/errors";
 import { newId } from "../shared/ids";
 import { auditInsert } from "./audit";
-import { type Actor, assertVisible, type ServiceContext } from "./context";
+import { type Actor, assertVisible, getVisibleUser, type ServiceContext } from "./context";
 
 export type Scope = "send" | "manage";
 
@@ -64,9 +64,7 @@ export async function createIntegrationToken(
   userId: string,
   input: { name: string; scopes: Scope[]; expiresAt?: Date | undefined },
 ) {
-  assertVisible(actor, userId, "This account");
-  const owner = await ctx.db.query.users.findFirst({ where: eq(users.id, userId) });
-  if (!owner) throw notFound("This account");
+  await getVisibleUser(ctx, actor, userId);
   assertFuture(ctx, input.expiresAt);
 
   const issued = await issueToken(ctx, { kind: "integration", userId, ...input });
@@ -89,12 +87,7 @@ export async function listUserTokens(
   userId: string,
   query: { limit: number; cursor?: string | undefined; kind?: TokenKind | undefined },
 ) {
-  assertVisible(actor, userId, "This account");
-  const owner = await ctx.db.query.users.findFirst({
-    where: eq(users.id, userId),
-    columns: { id: true },
-  });
-  if (!owner) throw notFound("This account");
+  await getVisibleUser(ctx, actor, userId);
 
   const cursor = decodeCursor(query.cursor);
   const rows = await ctx.db

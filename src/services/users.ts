@@ -6,10 +6,10 @@ import { afterCursor, decodeCursor, toPage } from "../data/pagination";
 import { tokens, type User, users, webhooks } from "../data/schema";
 import { InvocationBudget } from "../lifecycle/budget";
 import { purgeAccountFacts } from "../lifecycle/purge";
-import { DomainError, notFound } from "../shared/errors";
+import { DomainError } from "../shared/errors";
 import { newId } from "../shared/ids";
 import { auditInsert } from "./audit";
-import { type Actor, assertVisible, type ServiceContext } from "./context";
+import { type Actor, getVisibleUser, requireUser, type ServiceContext } from "./context";
 import { inIdList } from "./id-list";
 import { isLive, issueToken, liveTokenCondition } from "./tokens";
 
@@ -25,17 +25,6 @@ export interface NewUser {
   kind: User["kind"];
   role: User["role"];
   password?: string | undefined;
-}
-
-export async function findUser(ctx: ServiceContext, id: string): Promise<User | undefined> {
-  return ctx.db.query.users.findFirst({ where: eq(users.id, id) });
-}
-
-export async function getVisibleUser(ctx: ServiceContext, actor: Actor, id: string) {
-  assertVisible(actor, id, "This account");
-  const user = await findUser(ctx, id);
-  if (!user) throw notFound("This account");
-  return user;
 }
 
 /** Builds (without running) the insert of a new account; the password is hashed here. */
@@ -225,8 +214,7 @@ export async function updateUser(
   id: string,
   changes: { displayName?: string | undefined; role?: User["role"] | undefined },
 ) {
-  const user = await findUser(ctx, id);
-  if (!user) throw notFound("This account");
+  const user = await requireUser(ctx, id);
   if (user.role === "admin" && changes.role === "member") await assertAnotherAdmin(ctx, user.id);
 
   const updated = { ...user, ...definedOnly(changes) };
@@ -289,8 +277,7 @@ export function revokeSessionsQuery(ctx: ServiceContext, userId: string) {
  * more tokens than one call may purge has the rest purged on the jobs queue.
  */
 export async function reactivateUser(ctx: ServiceContext, actor: Actor, id: string) {
-  const user = await findUser(ctx, id);
-  if (!user) throw notFound("This account");
+  const user = await requireUser(ctx, id);
 
   const changes = {
     status: "active" as const,
@@ -319,8 +306,7 @@ export async function reactivateUser(ctx: ServiceContext, actor: Actor, id: stri
  * tokens go with it, and the webhooks it owned pass to the deleting admin.
  */
 export async function deleteUser(ctx: ServiceContext, actor: Actor, id: string) {
-  const user = await findUser(ctx, id);
-  if (!user) throw notFound("This account");
+  const user = await requireUser(ctx, id);
   if (user.id === actor.user.id) {
     throw new DomainError("forbidden", "You cannot delete your own account.");
   }

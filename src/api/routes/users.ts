@@ -1,11 +1,11 @@
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import type { AppEnv } from "../../http/app-env";
+import { getVisibleUser } from "../../services/context";
 import { createIntegrationToken, listUserTokens } from "../../services/tokens";
 import {
   activeTokenCounts,
   createUser,
   deleteUser,
-  getVisibleUser,
   listUsers,
   reactivateUser,
   setPassword,
