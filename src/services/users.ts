@@ -94,12 +94,7 @@ export async function bootstrap(
     throw new DomainError("already_bootstrapped", "An account exists already; log in instead.");
   }
 
-  const session = await issueToken(ctx, {
-    kind: "session",
-    userId: user.id,
-    scopes: ["manage"],
-    expiresAt: new Date(ctx.now.getTime() + ctx.config.sessionTtlMs),
-  });
+  const session = await issueSession(ctx, user.id);
   const integration = await issueToken(ctx, {
     kind: "integration",
     userId: user.id,
@@ -134,18 +129,19 @@ export async function login(
   if (!user || !valid) return { outcome: "invalid_credentials" };
   if (user.status !== "active") return { outcome: "account_inactive" };
 
-  const expiresAt = new Date(ctx.now.getTime() + ctx.config.sessionTtlMs);
-  const session = await issueToken(ctx, {
-    kind: "session",
-    userId: user.id,
-    scopes: ["manage"],
-    expiresAt,
-  });
+  const session = await issueSession(ctx, user.id);
   await ctx.db.batch([
     ctx.db.insert(tokens).values(session.token),
     ctx.db.update(users).set({ lastActiveAt: ctx.now }).where(eq(users.id, user.id)),
   ]);
-  return { outcome: "ok", user, secret: session.secret, expiresAt };
+  return { outcome: "ok", user, secret: session.secret, expiresAt: session.expiresAt };
+}
+
+/** A session token for the management API, valid for `SESSION_TTL_HOURS`. */
+async function issueSession(ctx: ServiceContext, userId: string) {
+  const expiresAt = new Date(ctx.now.getTime() + ctx.config.sessionTtlMs);
+  const issued = await issueToken(ctx, { kind: "session", userId, scopes: ["manage"], expiresAt });
+  return { ...issued, expiresAt };
 }
 
 export interface UserFilters {
