@@ -15,6 +15,8 @@ export interface PurgeScan {
 
 /** Accounts taken at once: their ids stay well under D1's 100 bound parameters. */
 const ACCOUNTS_PER_PAGE = 50;
+/** Tokens whose facts one page deletes, and so what one repeat job deletes again. */
+const TOKENS_PER_PAGE = 500;
 const KV_DELETES_AT_ONCE = 50;
 
 /**
@@ -40,7 +42,8 @@ export async function purgeRequestedFacts(
   );
 
   for (;;) {
-    const pageSize = Math.min(500, budget.kvLeft);
+    // A page's queries: the accounts, their tokens, and clearing the finished requests.
+    const pageSize = Math.min(TOKENS_PER_PAGE, budget.kvLeft);
     if (pageSize < 1 || !budget.canAfford(3, 1)) {
       return { keysDeleted, resume: { ...scan, partial } };
     }
@@ -61,18 +64,7 @@ export async function purgeRequestedFacts(
     }
 
     budget.spend(1);
-    const page = await db
-      .select({ id: tokens.id, hash: tokens.hash, userId: tokens.userId })
-      .from(tokens)
-      .where(
-        and(
-          inArray(tokens.userId, ids),
-          ne(tokens.kind, "session"),
-          partial ? gt(tokens.id, partial.afterTokenId) : undefined,
-        ),
-      )
-      .orderBy(asc(tokens.userId), asc(tokens.id))
-      .limit(pageSize);
+    const page = await cachedTokensOf(db, ids, partial, pageSize);
     const keys = page.map((token) => tokenCacheKey(token.hash));
     if (!(await deleteFacts(env, budget, keys))) {
       // The requests stay in D1: the queue's retry, or the next hourly run, resumes.
@@ -94,6 +86,30 @@ export async function purgeRequestedFacts(
         .where(and(inArray(users.id, finished), requested));
     }
   }
+}
+
+/**
+ * The app and integration tokens of these accounts (sessions are never cached), in the
+ * order a partial page resumes in: by account, then by id after the last one done.
+ */
+function cachedTokensOf(
+  db: Database,
+  userIds: string[],
+  partial: PurgeScan["partial"],
+  limit: number,
+) {
+  return db
+    .select({ id: tokens.id, hash: tokens.hash, userId: tokens.userId })
+    .from(tokens)
+    .where(
+      and(
+        inArray(tokens.userId, userIds),
+        ne(tokens.kind, "session"),
+        partial ? gt(tokens.id, partial.afterTokenId) : undefined,
+      ),
+    )
+    .orderBy(asc(tokens.userId), asc(tokens.id))
+    .limit(limit);
 }
 
 /**
