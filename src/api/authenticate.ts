@@ -1,12 +1,10 @@
-import { and, eq, lt } from "drizzle-orm";
 import { createMiddleware } from "hono/factory";
 import { hashToken, parseToken } from "../auth/tokens";
-import { tokens, users } from "../data/schema";
 import type { AppEnv } from "../http/app-env";
 import { parseAuthorization } from "../http/authorization";
 import { HttpProblem } from "../http/problems";
-import type { Actor, ServiceContext } from "../services/context";
-import { isLive, scopesOf } from "../services/tokens";
+import { findActor, recordActivity } from "../services/actors";
+import { scopesOf } from "../services/tokens";
 
 const CHALLENGE = 'Bearer realm="hookgate"';
 
@@ -22,7 +20,7 @@ function refuse(
 /**
  * Authenticates a management call: a Bearer session token, or an integration token with
  * the `manage` scope, of an active account. Sessions are checked against D1 on every call
- * so that logout, password changes and the idle sweep take effect at once.
+ * so that revoking a session, changing a password and the idle sweep take effect at once.
  */
 export const authenticate = createMiddleware<AppEnv>(async (c, next) => {
   const parsed = parseAuthorization(c.req.header("Authorization"));
@@ -61,44 +59,9 @@ export const authenticate = createMiddleware<AppEnv>(async (c, next) => {
   if (c.res.status < 400) await recordActivity(services, actor);
 });
 
-async function findActor(services: ServiceContext, hash: string): Promise<Actor | undefined> {
-  const [row] = await services.db
-    .select({ token: tokens, user: users })
-    .from(tokens)
-    .innerJoin(users, eq(tokens.userId, users.id))
-    .where(eq(tokens.hash, hash));
-  return row && isLive(row.token, services.now) ? row : undefined;
-}
-
 export const requireAdmin = createMiddleware<AppEnv>(async (c, next) => {
   if (c.get("actor").user.role !== "admin") {
     throw new HttpProblem("forbidden", "This endpoint is for admins.");
   }
   await next();
 });
-
-/**
- * A successful call is activity. Writes are coalesced: at most one per account and per
- * token every `ACTIVITY_WRITE_INTERVAL_SECONDS`, whatever the call rate.
- */
-async function recordActivity(services: ServiceContext, actor: Actor) {
-  const { db, now, config } = services;
-  const threshold = new Date(now.getTime() - config.activityWriteIntervalMs);
-  const writes = [];
-  if (actor.user.lastActiveAt <= threshold) {
-    writes.push(
-      db
-        .update(users)
-        .set({ lastActiveAt: now })
-        // The sweep may have switched the account off since the call was authenticated.
-        .where(
-          and(eq(users.id, actor.user.id), eq(users.status, "active"), lt(users.lastActiveAt, now)),
-        ),
-    );
-  }
-  if (actor.token.lastUsedAt === null || actor.token.lastUsedAt <= threshold) {
-    writes.push(db.update(tokens).set({ lastUsedAt: now }).where(eq(tokens.id, actor.token.id)));
-  }
-  const [first, ...rest] = writes;
-  if (first) await db.batch([first, ...rest]);
-}
