@@ -70,6 +70,12 @@ export function problem(c: Context, code: ErrorCode, detail: string, options: Pr
   });
 }
 
+/** The codes of Hono's refusals that are not plain malformed requests. */
+const HONO_REFUSALS: Partial<Record<number, ErrorCode>> = {
+  413: "payload_too_large",
+  415: "unsupported_media_type",
+};
+
 /** The app's single `onError`: known failures become problems, anything else a logged 500. */
 export function handleError(error: Error, c: Context) {
   if (error instanceof HttpProblem) return problem(c, error.code, error.detail, error.options);
@@ -78,13 +84,7 @@ export function handleError(error: Error, c: Context) {
   }
   if (error instanceof HTTPException && error.status < 500) {
     // Hono's own refusals, such as a body that is not the JSON its content type claims.
-    const code =
-      error.status === 413
-        ? "payload_too_large"
-        : error.status === 415
-          ? "unsupported_media_type"
-          : "invalid_request";
-    return problem(c, code, error.message);
+    return problem(c, HONO_REFUSALS[error.status] ?? "invalid_request", error.message);
   }
   if (error instanceof ConfigError) {
     log("error", "config.invalid", { requestId: c.get("requestId"), message: error.message });
