@@ -10,7 +10,7 @@ import {
   payloadKey,
 } from "../queue/envelope";
 import { sha256Hex } from "../shared/encoding";
-import { newId } from "../shared/ids";
+import { newTimeOrderedId } from "../shared/ids";
 import { errorSummary, log } from "../shared/log";
 import { authenticateSender, type Sender } from "./authenticate-sender";
 
@@ -104,7 +104,7 @@ async function accept(env: Env, sender: Sender, payload: Payload): Promise<Recei
 
   const envelope: EventEnvelope = {
     version: 1,
-    eventId: newId("evt"),
+    eventId: newTimeOrderedId("evt", payload.receivedAt),
     webhookId: sender.webhookId,
     tokenId: sender.facts.tokenId,
     accountId: sender.facts.userId,

@@ -1,6 +1,7 @@
 import { and, asc, eq, inArray, isNull, lt, sql } from "drizzle-orm";
 import type { Database } from "../data/db";
 import { auditLog, tokens, users } from "../data/schema";
+import { timeOrderedIdPrefix } from "../shared/ids";
 import type { InvocationBudget } from "./budget";
 
 /** Accounts flagged per page: 50 ids stay well under D1's 100 bound parameters. */
@@ -64,12 +65,13 @@ export async function flagIdlePage(
           isNull(tokens.revokedAt),
         ),
       ),
-    // One audit entry per account this page flagged. Ids are made in SQL (22 hex digits)
-    // so that the whole page stays one statement within the parameter limit.
+    // One audit entry per account this page flagged. Ids are made in SQL, time-ordered like
+    // `newTimeOrderedId`'s with 14 random hex digits (56 bits), so that the whole page
+    // stays one statement within the parameter limit.
     db.insert(auditLog).select(
       db
         .select({
-          id: sql<string>`'aud_' || lower(hex(randomblob(11)))`.as("id"),
+          id: sql<string>`${timeOrderedIdPrefix("aud", now)} || lower(hex(randomblob(7)))`.as("id"),
           at: sql<number>`${now.getTime()}`.as("at"),
           actorId: sql<null>`null`.as("actor_id"),
           action: sql<string>`'user.deactivated'`.as("action"),

@@ -2,7 +2,7 @@ import { desc } from "drizzle-orm";
 import type { Database } from "../data/db";
 import { afterCursor, decodeCursor, toPage } from "../data/pagination";
 import { type AuditEntry, auditLog } from "../data/schema";
-import { newId } from "../shared/ids";
+import { newTimeOrderedId } from "../shared/ids";
 
 export interface AuditRecord {
   actorId: string | null;
@@ -15,7 +15,7 @@ export interface AuditRecord {
 /** An insert to run in the same batch as the change it records. */
 export function auditInsert(db: Database, at: Date, record: AuditRecord) {
   return db.insert(auditLog).values({
-    id: newId("aud"),
+    id: newTimeOrderedId("aud", at),
     at,
     actorId: record.actorId,
     action: record.action,

@@ -2,6 +2,7 @@ import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { webhookCacheKey, webhookFactsCache } from "../../../src/auth/decision-cache";
 import { generateToken } from "../../../src/auth/tokens";
+import { timeOrderedIdPrefix } from "../../../src/shared/ids";
 import {
   basicAuthorization,
   bootstrapAdmin,
@@ -49,6 +50,10 @@ describe("accepting a payload", () => {
     expect(receipt.id).toMatch(/^evt_[0-9A-Za-z]{22}$/);
     expect(receipt.webhookId).toBe(bearerHook.webhook.id);
     expect(Math.abs(Date.parse(receipt.receivedAt) - Date.now())).toBeLessThan(60_000);
+    // Event ids begin with the time they were received, so that they append to the index.
+    expect(receipt.id.startsWith(timeOrderedIdPrefix("evt", new Date(receipt.receivedAt)))).toBe(
+      true,
+    );
     const stored = await waitForStoredEvent(receipt.id);
     expect(stored).toMatchObject({ body: '{"contact":"ada@example.com"}', status: "stored" });
   });

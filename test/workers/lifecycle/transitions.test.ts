@@ -8,6 +8,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { app } from "../../../src/app";
 import { tokenCacheKey } from "../../../src/auth/decision-cache";
 import worker from "../../../src/index";
+import { timeOrderedIdPrefix } from "../../../src/shared/ids";
 import {
   bootstrapAdmin,
   call,
@@ -111,12 +112,17 @@ describe("the idle sweep", () => {
     );
     expect(login.code).toBe("account_inactive");
     const audit = await expectStatus(call("/v1/audit", { token: admin.session }), 200);
-    expect(
-      audit.items.find(
-        (entry: { action: string; targetId: string }) =>
-          entry.action === "user.deactivated" && entry.targetId === person.user.id,
-      ),
-    ).toMatchObject({ actorId: null, details: { username: "idle-ida", inactivityDays: 60 } });
+    const entry = audit.items.find(
+      (entry: { action: string; targetId: string }) =>
+        entry.action === "user.deactivated" && entry.targetId === person.user.id,
+    );
+    expect(entry).toMatchObject({
+      actorId: null,
+      details: { username: "idle-ida", inactivityDays: 60 },
+    });
+    // Made in SQL, the id is time-ordered like those made in JavaScript.
+    expect(entry.id).toMatch(/^aud_[0-9A-Za-z]{22}$/);
+    expect(entry.id.startsWith(timeOrderedIdPrefix("aud", new Date(entry.at)))).toBe(true);
 
     const reactivated = await expectStatus(
       call(`/v1/users/${person.user.id}/reactivate`, { method: "POST", token: admin.session }),
@@ -358,6 +364,7 @@ describe("deleting an account", () => {
       targetId: leaver.user.id,
       details: { webhookIds: [hook.webhook.id], webhooksHandedTo: admin.user.id },
     });
+    expect(deletion.id.startsWith(timeOrderedIdPrefix("aud", new Date(deletion.at)))).toBe(true);
   });
 
   it("refuses to delete the caller's own account", async () => {

@@ -2,6 +2,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { generateToken, parseToken } from "../../../src/auth/tokens";
 import { parseAuthorization } from "../../../src/http/authorization";
+import { newTimeOrderedId, timeOrderedIdPrefix } from "../../../src/shared/ids";
 
 const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
@@ -114,5 +115,37 @@ describe("parseAuthorization", () => {
       }),
       { numRuns: 50 },
     );
+  });
+});
+
+describe("newTimeOrderedId", () => {
+  const ID = /^(evt|aud)_[0-9A-Za-z]{22}$/;
+  // From 1970 to the year 8900, the range its 8 time digits cover.
+  const instant = fc.integer({ min: 0, max: 62 ** 8 - 1 }).map((ms) => new Date(ms));
+
+  it("keeps the shape of every other id", () => {
+    fc.assert(
+      fc.property(instant, fc.constantFrom("evt" as const, "aud" as const), (at, kind) => {
+        expect(newTimeOrderedId(kind, at)).toMatch(ID);
+        expect(newTimeOrderedId(kind, at).startsWith(timeOrderedIdPrefix(kind, at))).toBe(true);
+      }),
+    );
+  });
+
+  it("sorts ids made at a later millisecond after earlier ones, bytewise as SQLite does", () => {
+    fc.assert(
+      fc.property(instant, instant, (a, b) => {
+        fc.pre(a.getTime() !== b.getTime());
+        const [earlier, later] = a < b ? [a, b] : [b, a];
+        expect(newTimeOrderedId("evt", earlier) < newTimeOrderedId("evt", later)).toBe(true);
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+
+  it("differs between ids made in the same millisecond", () => {
+    const at = new Date();
+    const ids = new Set(Array.from({ length: 1_000 }, () => newTimeOrderedId("evt", at)));
+    expect(ids.size).toBe(1_000);
   });
 });
