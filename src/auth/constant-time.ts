@@ -1,10 +1,14 @@
-import { sha256 } from "../shared/encoding";
+const utf8 = new TextEncoder();
 
 /**
- * Compares two strings in constant time. `timingSafeEqual` throws on inputs of different
- * lengths, which would itself leak the length, so the fixed-length digests are compared.
+ * Compares a presented string with the expected one in time that depends only on the
+ * presented string's length, which its sender knows anyway. `timingSafeEqual` throws on
+ * inputs of different lengths, so a string of another length is compared with itself,
+ * which takes as long, and the answer is false. Synchronous, unlike comparing digests.
  */
-export async function equalInConstantTime(a: string, b: string): Promise<boolean> {
-  const [left, right] = await Promise.all([sha256(a), sha256(b)]);
-  return crypto.subtle.timingSafeEqual(left, right);
+export function equalInConstantTime(presented: string, expected: string): boolean {
+  const given = utf8.encode(presented);
+  const wanted = utf8.encode(expected);
+  const sameLength = given.byteLength === wanted.byteLength;
+  return crypto.subtle.timingSafeEqual(given, sameLength ? wanted : given) && sameLength;
 }

@@ -119,10 +119,7 @@ async function assertMaySend(
   webhookId: string,
   now: Date,
 ): Promise<void> {
-  if (
-    credential.scheme === "basic" &&
-    !(await equalInConstantTime(credential.username, facts.username))
-  ) {
+  if (credential.scheme === "basic" && !equalInConstantTime(credential.username, facts.username)) {
     throw invalidCredentials(credential);
   }
   if (facts.revoked || (facts.expiresAt !== null && facts.expiresAt <= now.getTime())) {

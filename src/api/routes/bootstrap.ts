@@ -23,7 +23,7 @@ const requireBootstrapToken = createMiddleware<AppEnv>(async (c, next) => {
     parsed.kind === "credential" && parsed.credential.scheme === "bearer"
       ? parsed.credential.token
       : "";
-  if (!(await equalInConstantTime(presented, expected))) {
+  if (!equalInConstantTime(presented, expected)) {
     throw new HttpProblem(
       "invalid_credentials",
       "Send `Authorization: Bearer <BOOTSTRAP_TOKEN>`.",
