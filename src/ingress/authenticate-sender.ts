@@ -63,7 +63,7 @@ export async function authenticateSender(c: Context<AppEnv>, webhookId: string):
   if (kind === null || kind === "session") throw invalidCredentials(credential);
   const facts = await lookupTokenFacts(await hashToken(secret), lookup);
   if (!facts) throw invalidCredentials(credential);
-  await assertMaySend(facts, credential, webhookId, c.get("services").now);
+  assertMaySend(facts, credential, webhookId, c.get("services").now);
 
   // The caller proved it holds a genuine token: the limiter, meant for guessers, stays out
   // of the webhook's lookup even when its facts are no longer cached.
@@ -113,12 +113,12 @@ function invalidCredentials(credential: Credential): HttpProblem {
  * username (Basic), live, owned by an active account, this webhook's if it is an app
  * token, and allowed to send.
  */
-async function assertMaySend(
+function assertMaySend(
   facts: TokenFacts,
   credential: Credential,
   webhookId: string,
   now: Date,
-): Promise<void> {
+): void {
   if (credential.scheme === "basic" && !equalInConstantTime(credential.username, facts.username)) {
     throw invalidCredentials(credential);
   }
