@@ -108,131 +108,138 @@ export function findScenario(ingress: IngressFigures, name: string): ScenarioFig
 
 /** The terminal report: one table per measurement, then the targets. */
 export function formatReport(figures: Figures, targets: Target[]): string {
-  const lines: string[] = [];
-  lines.push(
-    `Ingress under wrangler dev (client address seen by the Worker: ${figures.ingress.clientAddressSeen})`,
-  );
-  lines.push(
-    table(
-      [
-        "scenario",
-        "req/s",
-        "1/rate ms",
-        "CPU ms/req",
-        "runtime ms",
-        "p50 ms",
-        "p99 ms",
-        "rounds req/s",
-        "rounds p99 ms",
-        "answers",
-        "failed",
-      ],
-      figures.ingress.scenarios.map((s) => [
-        s.name,
-        s.requestsPerSecond.toFixed(0),
-        // With every connection busy, the inverse rate is the machine's time per request:
-        // differences between scenarios price what one does more than another.
-        (1000 / s.requestsPerSecond).toFixed(2),
-        fixed(s.cpuMsPerRequest?.total ?? null, 2),
-        fixed(s.cpuMsPerRequest?.runtime ?? null, 2),
-        fixed(s.p50Ms),
-        fixed(s.p99Ms),
-        s.roundRates.map((rate) => rate.toFixed(0)).join(" "),
-        s.roundP99Ms.map((p99) => fixed(p99, 0)).join(" "),
-        statusList(s.statuses),
-        failures(s),
-      ]),
-    ),
-  );
-  const followed = figures.ingress.scenarios.filter((s) => s.consumer);
+  const { ingress } = figures;
+  const lines = [
+    `Ingress under wrangler dev (client address seen by the Worker: ${ingress.clientAddressSeen})`,
+    ingressTable(ingress.scenarios),
+  ];
+  const followed = ingress.scenarios.filter((s) => s.consumer);
   if (followed.length > 0) {
     lines.push(
       "",
       "Events consumer runs during the rounds (same workerd process as the ingress)",
-      table(
-        ["scenario", "runs", "mean ms", "longest ms", "slowest 1% overlapping", "faster half"],
-        followed.map(({ name, consumer }) => [
-          name,
-          String(consumer?.invocations ?? 0),
-          fixed(consumer?.meanMs ?? null),
-          fixed(consumer?.longestMs ?? null, 0),
-          percent(consumer?.slowestOverlapping ?? null),
-          percent(consumer?.fasterHalfOverlapping ?? null),
-        ]),
-      ),
+      consumerTable(followed),
     );
   }
-  if (figures.ingress.reloads > 0) {
+  if (ingress.reloads > 0) {
     lines.push(
-      `WARNING: src/ changed during the run and wrangler dev reloaded hookgate ${figures.ingress.reloads} times.`,
+      `WARNING: src/ changed during the run and wrangler dev reloaded hookgate ${ingress.reloads} times.`,
     );
   }
-
-  lines.push("", "Binding calls per request (inside workerd, real app, counted local bindings)");
   lines.push(
-    table(
-      [
-        "request",
-        "status",
-        "D1 queries",
-        "D1 writes",
-        "KV reads",
-        "KV writes",
-        "queue sends",
-        "limiter",
-      ],
-      Object.entries(figures.requestCounts).map(([name, c]) => [
-        name,
-        String(c.status),
-        String(c.d1Queries),
-        String(c.d1Writes),
-        String(c.kvReads),
-        String(c.kvWrites),
-        String(c.queueSends),
-        String(c.limiterCalls),
-      ]),
-    ),
-  );
-
-  lines.push("", "Idle sweep (all accounts idle, 3 tokens each)");
-  lines.push(
-    table(
-      [
-        "accounts",
-        "tokens",
-        "wall s",
-        "finished",
-        "invocations",
-        "max s/inv",
-        "max D1/inv",
-        "max KV/inv",
-      ],
-      figures.sweeps.map((s) => [
-        String(s.accounts),
-        String(s.tokens),
-        (s.wallMs / 1000).toFixed(1),
-        s.finished ? "yes" : `no (${s.flaggedAccounts} flagged)`,
-        String(s.invocations),
-        (s.maxInvocationMs / 1000).toFixed(2),
-        String(s.maxD1Queries),
-        String(s.maxKvOperations),
-      ]),
-    ),
-  );
-
-  lines.push(
+    "",
+    "Binding calls per request (inside workerd, real app, counted local bindings)",
+    requestCountsTable(figures.requestCounts),
+    "",
+    "Idle sweep (all accounts idle, 3 tokens each)",
+    sweepTable(figures.sweeps),
     "",
     `Bundle: ${figures.bundle.totalUploadKiB.toFixed(2)} KiB, ${figures.bundle.gzipKiB.toFixed(2)} KiB gzipped`,
     "",
     "Targets",
-  );
-  lines.push(
     table(
       ["target", "measured", ""],
       targets.map((t) => [t.name, t.measured, t.met ? "met" : "MISSED"]),
     ),
   );
   return lines.join("\n");
+}
+
+function ingressTable(scenarios: ScenarioFigures[]): string {
+  return table(
+    [
+      "scenario",
+      "req/s",
+      "1/rate ms",
+      "CPU ms/req",
+      "runtime ms",
+      "p50 ms",
+      "p99 ms",
+      "rounds req/s",
+      "rounds p99 ms",
+      "answers",
+      "failed",
+    ],
+    scenarios.map((s) => [
+      s.name,
+      s.requestsPerSecond.toFixed(0),
+      // With every connection busy, the inverse rate is the machine's time per request:
+      // differences between scenarios price what one does more than another.
+      (1000 / s.requestsPerSecond).toFixed(2),
+      fixed(s.cpuMsPerRequest?.total ?? null, 2),
+      fixed(s.cpuMsPerRequest?.runtime ?? null, 2),
+      fixed(s.p50Ms),
+      fixed(s.p99Ms),
+      s.roundRates.map((rate) => rate.toFixed(0)).join(" "),
+      s.roundP99Ms.map((p99) => fixed(p99, 0)).join(" "),
+      statusList(s.statuses),
+      failures(s),
+    ]),
+  );
+}
+
+function consumerTable(followed: ScenarioFigures[]): string {
+  return table(
+    ["scenario", "runs", "mean ms", "longest ms", "slowest 1% overlapping", "faster half"],
+    followed.map(({ name, consumer }) => [
+      name,
+      String(consumer?.invocations ?? 0),
+      fixed(consumer?.meanMs ?? null),
+      fixed(consumer?.longestMs ?? null, 0),
+      percent(consumer?.slowestOverlapping ?? null),
+      percent(consumer?.fasterHalfOverlapping ?? null),
+    ]),
+  );
+}
+
+function requestCountsTable(counts: Figures["requestCounts"]): string {
+  return table(
+    [
+      "request",
+      "status",
+      "D1 queries",
+      "D1 writes",
+      "KV reads",
+      "KV writes",
+      "queue sends",
+      "limiter",
+    ],
+    Object.entries(counts).map(([name, c]) => [
+      name,
+      String(c.status),
+      String(c.d1Queries),
+      String(c.d1Writes),
+      String(c.kvReads),
+      String(c.kvWrites),
+      String(c.queueSends),
+      String(c.limiterCalls),
+    ]),
+  );
+}
+
+function sweepTable(sweeps: Figures["sweeps"]): string {
+  return table(
+    [
+      "accounts",
+      "tokens",
+      "wall s",
+      "finished",
+      "invocations",
+      "max s/inv",
+      "max D1/inv",
+      "max KV/inv",
+    ],
+    sweeps.map((s) => [
+      String(s.accounts),
+      String(s.tokens),
+      (s.wallMs / 1000).toFixed(1),
+      s.finished ? "yes" : `no (${s.flaggedAccounts} flagged)`,
+      String(s.invocations),
+      (s.maxInvocationMs / 1000).toFixed(2),
+      String(s.maxD1Queries),
+      String(s.maxKvOperations),
+    ]),
+  );
 }
 
 function table(header: string[], rows: string[][]): string {
