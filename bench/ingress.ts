@@ -46,7 +46,7 @@ export interface IngressFigures {
   /** The address the Worker sees as `CF-Connecting-IP` when a client sends none. */
   clientAddressSeen: string;
   /**
-   * How often `wrangler dev` rebuilt hookgate during the run because a file in `src/`
+   * How often `wrangler dev` rebuilt a server during the run because a source file
    * changed: each rebuild empties the isolate's caches, so the figures are then suspect.
    */
   reloads: number;
@@ -118,22 +118,24 @@ export async function measureIngress(dir: string, settings: LoadSettings): Promi
       localTraces: settings.localTraces,
       isReady: async (url) => (await fetch(url, { method: "POST", body: "{}" })).status === 202,
     });
-  const started = await Promise.allSettled([
-    startBare("bare"),
-    startBare("bare-extras"),
-    startHookgate("hookgate-bearer"),
-    startHookgate("hookgate-basic"),
-    startHookgate("hookgate-ack-only", join(ROOT, "bench", "ack-only", "index.ts")),
-    startHookgate("hookgate-extras"),
-  ]);
+  const starts: Record<ServerName, () => Promise<DevServer>> = {
+    bare: () => startBare("bare"),
+    bareExtras: () => startBare("bare-extras"),
+    bearer: () => startHookgate("hookgate-bearer"),
+    basic: () => startHookgate("hookgate-basic"),
+    ackOnly: () => startHookgate("hookgate-ack-only", join(ROOT, "bench", "ack-only", "index.ts")),
+    extras: () => startHookgate("hookgate-extras"),
+  };
+  const names = Object.keys(starts) as ServerName[];
+  const started = await Promise.allSettled(names.map((name) => starts[name]()));
   const running = started.flatMap((result) =>
     result.status === "fulfilled" ? [result.value] : [],
   );
   try {
     const failed = started.find((result) => result.status === "rejected");
     if (failed) throw failed.reason;
-    const [bare, bareExtras, bearer, basic, ackOnly, extras] = running as DevServer[];
-    const servers = { bare, bareExtras, bearer, basic, ackOnly, extras } as Record<
+    // Nothing failed, so `running` holds every server in the order of `names`.
+    const servers = Object.fromEntries(names.map((name, i) => [name, running[i]])) as Record<
       ServerName,
       DevServer
     >;
@@ -141,7 +143,7 @@ export async function measureIngress(dir: string, settings: LoadSettings): Promi
     const clientAddressSeen = seen.headers.get("X-Client-Address") ?? "";
     const scenarios = await prepareScenarios(servers, bootstrapToken, settings);
     const figures = await loadInRounds(scenarios, servers, settings);
-    const reloads = [servers.bearer, servers.basic, servers.ackOnly, servers.extras]
+    const reloads = running
       .map((server) => readFileSync(server.logPath, "utf8").split("Reloading local server"))
       .reduce((sum, parts) => sum + parts.length - 1, 0);
     return { clientAddressSeen, reloads, scenarios: figures };

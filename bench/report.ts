@@ -123,7 +123,7 @@ export function formatReport(figures: Figures, targets: Target[]): string {
   }
   if (ingress.reloads > 0) {
     lines.push(
-      `WARNING: src/ changed during the run and wrangler dev reloaded hookgate ${ingress.reloads} times.`,
+      `WARNING: a source file changed during the run and wrangler dev reloaded servers ${ingress.reloads} times.`,
     );
   }
   lines.push(
