@@ -80,6 +80,7 @@ interface Scenario {
 export const BARE = "bare Worker (enqueue only)";
 export const WARM_BEARER = "warm, Bearer";
 export const WARM_BASIC = "warm, Basic";
+export const BARE_RECEIPT = "bare Worker + hookgate's receipt";
 const WARM_ACK_ONLY = "warm, Bearer, consumer only acknowledging";
 
 /** A small JSON delivery, the same for every scenario. */
@@ -241,6 +242,18 @@ async function prepareScenarios(
         body: PAYLOAD,
       }),
       secondary: true,
+    },
+    {
+      // What the receipt and request id that every 202 must carry cost: the bare Worker
+      // answering as hookgate does. Full rounds, since it explains most of the gap.
+      name: BARE_RECEIPT,
+      server: "bareExtras",
+      expected: [202],
+      shot: () => ({
+        path: "/receipt",
+        headers: { "Content-Type": "application/json" },
+        body: PAYLOAD,
+      }),
     },
     {
       name: WARM_BEARER,
