@@ -92,28 +92,65 @@ const PAYLOAD = JSON.stringify({
   items: [{ sku: "SKU-1", quantity: 2 }],
 });
 const WARM_UP_MS = 1_000;
+/** Every hookgate server of a run starts with this one; it only ever opens local servers. */
+const BOOTSTRAP_TOKEN = randomBytes(32).toString("base64url");
 
 /**
- * Starts the servers under `wrangler dev` (the bare Worker, hookgate, and hookgate with a
- * consumer that only acknowledges), prepares webhooks and tokens over hookgate's API, then
- * loads each scenario in alternating rounds.
+ * Runs the scenarios in rounds, each on servers started for it under `wrangler dev` and
+ * prepared over hookgate's API. Odd rounds run the scenarios in reverse order (A B … B A),
+ * so a slow drift of the machine weighs on all of them alike; fresh servers each round
+ * keep any one server's age or state from weighing on one scenario's figures.
  */
 export async function measureIngress(dir: string, settings: LoadSettings): Promise<IngressFigures> {
-  const bootstrapToken = randomBytes(32).toString("base64url");
+  const rounds = new Map<string, Round[]>();
+  let clientAddressSeen = "";
+  let reloads = 0;
+  for (let round = 0; round < settings.rounds; round++) {
+    process.stdout.write(`  round ${round + 1}/${settings.rounds}: starting the servers\n`);
+    await withServers(dir, `r${round + 1}`, settings, async (servers) => {
+      if (round === 0) {
+        const seen = await fetch(servers.bare.baseUrl, { method: "POST", body: "{}" });
+        clientAddressSeen = seen.headers.get("X-Client-Address") ?? "";
+      }
+      const scenarios = await prepareScenarios(servers, settings);
+      await warmUp(scenarios, servers, settings);
+      const order = round % 2 === 0 ? scenarios : [...scenarios].reverse();
+      for (const scenario of order) {
+        process.stdout.write(`  round ${round + 1}/${settings.rounds}: ${scenario.name}\n`);
+        const done = rounds.get(scenario.name) ?? [];
+        done.push(await loadOnce(scenario, servers, settings));
+        rounds.set(scenario.name, done);
+      }
+      reloads += Object.values(servers)
+        .map((server) => readFileSync(server.logPath, "utf8").split("Reloading local server"))
+        .reduce((sum, parts) => sum + parts.length - 1, 0);
+    });
+  }
+  const scenarios = [...rounds].map(([name, done]) => summarise(name, done));
+  return { clientAddressSeen, reloads, scenarios };
+}
+
+/** Starts every server, runs `use` with them, and stops them all whatever happens. */
+async function withServers(
+  dir: string,
+  suffix: string,
+  settings: LoadSettings,
+  use: (servers: Record<ServerName, DevServer>) => Promise<void>,
+) {
   const startHookgate = (label: string, script?: string) =>
     startDevServer({
-      label,
+      label: `${label}-${suffix}`,
       dir,
       configPath: join(ROOT, "wrangler.toml"),
       script,
-      vars: { BOOTSTRAP_TOKEN: bootstrapToken },
+      vars: { BOOTSTRAP_TOKEN: BOOTSTRAP_TOKEN },
       migrate: true,
       localTraces: settings.localTraces,
       isReady: async (url) => (await fetch(`${url}/v1/openapi.json`)).status === 200,
     });
   const startBare = (label: string) =>
     startDevServer({
-      label,
+      label: `${label}-${suffix}`,
       dir,
       configPath: join(ROOT, "bench", "bare", "wrangler.toml"),
       localTraces: settings.localTraces,
@@ -136,18 +173,12 @@ export async function measureIngress(dir: string, settings: LoadSettings): Promi
     const failed = started.find((result) => result.status === "rejected");
     if (failed) throw failed.reason;
     // Nothing failed, so `running` holds every server in the order of `names`.
-    const servers = Object.fromEntries(names.map((name, i) => [name, running[i]])) as Record<
-      ServerName,
-      DevServer
-    >;
-    const seen = await fetch(servers.bare.baseUrl, { method: "POST", body: "{}" });
-    const clientAddressSeen = seen.headers.get("X-Client-Address") ?? "";
-    const scenarios = await prepareScenarios(servers, bootstrapToken, settings);
-    const figures = await loadInRounds(scenarios, servers, settings);
-    const reloads = running
-      .map((server) => readFileSync(server.logPath, "utf8").split("Reloading local server"))
-      .reduce((sum, parts) => sum + parts.length - 1, 0);
-    return { clientAddressSeen, reloads, scenarios: figures };
+    await use(
+      Object.fromEntries(names.map((name, i) => [name, running[i]])) as Record<
+        ServerName,
+        DevServer
+      >,
+    );
   } finally {
     await Promise.all(running.map((server) => server.stop()));
   }
@@ -191,14 +222,17 @@ function toHook(webhookId: string, authorization: string, client?: string): Shot
   };
 }
 
-/** Prepares every hookgate server over its API: admin, webhooks, tokens for the cold path. */
+/**
+ * Prepares a round's hookgate servers over their API: admin, webhooks, and the round's
+ * share of tokens for the cold path.
+ */
 async function prepareScenarios(
   servers: Record<ServerName, DevServer>,
-  bootstrapToken: string,
   settings: LoadSettings,
 ): Promise<Scenario[]> {
   const prepare = (name: ServerName, authMethod: "bearer" | "basic" = "bearer") =>
-    bootstrapWithHook(servers[name].baseUrl, bootstrapToken, authMethod);
+    bootstrapWithHook(servers[name].baseUrl, BOOTSTRAP_TOKEN, authMethod);
+  const coldPerRound = Math.floor(settings.coldTokens / settings.rounds);
   const [bearer, basic, ackOnly, extras] = await Promise.all([
     prepare("bearer"),
     prepare("basic", "basic"),
@@ -206,7 +240,7 @@ async function prepareScenarios(
     prepare("extras"),
   ]);
   const coldAuthorizations: string[] = [];
-  for (let i = 0; i < settings.coldTokens; i++) {
+  for (let i = 0; i < coldPerRound; i++) {
     const issued = await postJson(
       servers.extras.baseUrl,
       `/v1/webhooks/${extras.webhookId}/tokens`,
@@ -312,90 +346,95 @@ async function prepareScenarios(
       name: "cold: first use of a token",
       server: "extras",
       expected: [202],
-      perRound: Math.floor(settings.coldTokens / settings.rounds),
+      perRound: coldPerRound,
       shot: () => toHook(extras.webhookId, coldAuthorizations[coldUsed++] ?? "", nextAddress()),
     },
   ];
 }
 
-/**
- * Warms every scenario up, then runs the rounds. Odd rounds run the scenarios in reverse
- * order (A B … B A), so a slow drift of the machine weighs on all of them alike.
- */
-async function loadInRounds(
+function load(
+  scenario: Scenario,
+  servers: Record<ServerName, DevServer>,
+  settings: LoadSettings,
+  durationMs: number,
+) {
+  return runLoad({
+    baseUrl: servers[scenario.server].baseUrl,
+    connections: settings.connections,
+    shot: scenario.shot,
+    expected: scenario.expected,
+    durationMs: scenario.perRound === undefined ? durationMs : undefined,
+    maxRequests: scenario.perRound ?? Number.POSITIVE_INFINITY,
+  });
+}
+
+/** Loads each scenario briefly first, so that no round measures a cold isolate or JIT. */
+async function warmUp(
   scenarios: Scenario[],
   servers: Record<ServerName, DevServer>,
   settings: LoadSettings,
-): Promise<ScenarioFigures[]> {
-  const run = (scenario: Scenario, durationMs: number) =>
-    runLoad({
-      baseUrl: servers[scenario.server].baseUrl,
-      connections: settings.connections,
-      shot: scenario.shot,
-      expected: scenario.expected,
-      durationMs: scenario.perRound === undefined ? durationMs : undefined,
-      maxRequests: scenario.perRound ?? Number.POSITIVE_INFINITY,
-    });
-  const roundMs = (scenario: Scenario) =>
-    (scenario.secondary ? 500 : 1000) * settings.secondsPerRound;
-
+) {
   for (const scenario of scenarios) {
     if (scenario.perRound === undefined && scenario.warmUp !== false) {
-      await run(scenario, WARM_UP_MS);
+      await load(scenario, servers, settings, WARM_UP_MS);
     }
   }
-  const rounds = new Map<Scenario, Round[]>(scenarios.map((scenario) => [scenario, []]));
-  for (let round = 0; round < settings.rounds; round++) {
-    const order = round % 2 === 0 ? scenarios : [...scenarios].reverse();
-    for (const scenario of order) {
-      process.stdout.write(`  round ${round + 1}/${settings.rounds}: ${scenario.name}\n`);
-      const server = servers[scenario.server];
-      const follower = scenario.followConsumer
-        ? followConsumer(server.logPath, "hookgate-events")
-        : undefined;
-      const cpuBefore = server.cpu();
-      const result = await run(scenario, roundMs(scenario));
-      const cpuAfter = server.cpu();
-      rounds.get(scenario)?.push({
-        result,
-        cpu: cpuBefore && cpuAfter && subtractCpu(cpuAfter, cpuBefore),
-        consumerRuns: follower?.stop(),
-      });
-    }
-  }
+}
 
-  return scenarios.map((scenario) => {
-    const done = rounds.get(scenario) ?? [];
-    const total = done.reduce<LoadResult | undefined>(
-      (sum, { result }) => mergeLoad(sum, result),
-      undefined,
-    ) as LoadResult;
-    const cpu = done.reduce<ServerCpu | null>(
-      (sum, round) => sum && round.cpu && addCpu(sum, round.cpu),
-      { runtime: 0, proxy: 0, tooling: 0 },
-    );
-    const runs = scenario.followConsumer ? done.flatMap((round) => round.consumerRuns ?? []) : null;
-    return {
-      name: scenario.name,
-      requestsPerSecond: answered(total) / total.seconds,
-      p50Ms: quantile(total.latenciesMs, 0.5),
-      p99Ms: quantile(total.latenciesMs, 0.99),
-      roundRates: done.map(({ result }) => answered(result) / result.seconds),
-      roundP99Ms: done.map(({ result }) => quantile(result.latenciesMs, 0.99)),
-      cpuMsPerRequest: cpu && perRequest(cpu, sent(total)),
-      statuses: total.statuses,
-      unexpected: total.unexpected,
-      errors: total.errors,
-      ...(runs && { consumer: consumerFigures(runs, total.sentAtMs, total.latenciesMs) }),
-    };
-  });
+/** Runs one round of a scenario, with its server's CPU and, if followed, consumer runs. */
+async function loadOnce(
+  scenario: Scenario,
+  servers: Record<ServerName, DevServer>,
+  settings: LoadSettings,
+): Promise<Round> {
+  const server = servers[scenario.server];
+  const follower = scenario.followConsumer
+    ? followConsumer(server.logPath, "hookgate-events")
+    : undefined;
+  const cpuBefore = server.cpu();
+  const durationMs = (scenario.secondary ? 500 : 1000) * settings.secondsPerRound;
+  const result = await load(scenario, servers, settings, durationMs);
+  const cpuAfter = server.cpu();
+  return {
+    result,
+    cpu: cpuBefore && cpuAfter && subtractCpu(cpuAfter, cpuBefore),
+    consumerRuns: follower?.stop(),
+    followsConsumer: scenario.followConsumer === true,
+  };
+}
+
+/** Pools a scenario's rounds into its figures. */
+function summarise(name: string, done: Round[]): ScenarioFigures {
+  const total = done.reduce<LoadResult | undefined>(
+    (sum, { result }) => mergeLoad(sum, result),
+    undefined,
+  ) as LoadResult;
+  const cpu = done.reduce<ServerCpu | null>(
+    (sum, round) => sum && round.cpu && addCpu(sum, round.cpu),
+    { runtime: 0, proxy: 0, tooling: 0 },
+  );
+  const runs = done[0]?.followsConsumer ? done.flatMap((round) => round.consumerRuns ?? []) : null;
+  return {
+    name,
+    requestsPerSecond: answered(total) / total.seconds,
+    p50Ms: quantile(total.latenciesMs, 0.5),
+    p99Ms: quantile(total.latenciesMs, 0.99),
+    roundRates: done.map(({ result }) => answered(result) / result.seconds),
+    roundP99Ms: done.map(({ result }) => quantile(result.latenciesMs, 0.99)),
+    cpuMsPerRequest: cpu && perRequest(cpu, sent(total)),
+    statuses: total.statuses,
+    unexpected: total.unexpected,
+    errors: total.errors,
+    ...(runs && { consumer: consumerFigures(runs, total.sentAtMs, total.latenciesMs) }),
+  };
 }
 
 /** One round of one scenario; `cpu` is null where /proc could not be read. */
 interface Round {
   result: LoadResult;
   cpu: ServerCpu | null;
-  consumerRuns?: ConsumerInvocation[];
+  consumerRuns?: ConsumerInvocation[] | undefined;
+  followsConsumer: boolean;
 }
 
 function answered(result: LoadResult): number {
