@@ -95,11 +95,30 @@ export interface DevServerOptions {
   localTraces?: boolean;
 }
 
+/** How often a start that lost its port to another process is tried again. */
+const PORT_RACE_RETRIES = 2;
+
+/**
+ * Starts a dev server, again on new ports when another process took one of them between
+ * `freePort` and wrangler's bind: the bench starts six servers at once, every round.
+ */
+export async function startDevServer(options: DevServerOptions): Promise<DevServer> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await startOnce(options);
+    } catch (error) {
+      const lostPort = error instanceof Error && error.message.includes("Address already in use");
+      if (!lostPort || attempt >= PORT_RACE_RETRIES) throw error;
+      console.error(`${options.label}: a port was taken meanwhile; starting again`);
+    }
+  }
+}
+
 /**
  * Starts `wrangler dev` on a free loopback port with its own persist directory. An env file
  * makes wrangler skip a developer's `.dev.vars`, so local settings stay out of the figures.
  */
-export async function startDevServer(options: DevServerOptions): Promise<DevServer> {
+async function startOnce(options: DevServerOptions): Promise<DevServer> {
   const logPath = join(options.dir, `${options.label}.log`);
   const envFile = join(options.dir, `${options.label}.env`);
   const vars = Object.entries(options.vars ?? {});
