@@ -80,7 +80,7 @@ interface Scenario {
 export const BARE = "bare Worker (enqueue only)";
 export const WARM_BEARER = "warm, Bearer";
 export const WARM_BASIC = "warm, Basic";
-export const BARE_RECEIPT = "bare Worker + hookgate's receipt";
+const BARE_RECEIPT = "bare Worker + hookgate's receipt";
 const WARM_ACK_ONLY = "warm, Bearer, consumer only acknowledging";
 
 /** A small JSON delivery, the same for every scenario. */
@@ -209,6 +209,11 @@ async function bootstrapWithHook(
   };
 }
 
+/** The payload to one of the bare Worker's paths. */
+function toBare(path: string): Shot {
+  return { path, headers: { "Content-Type": "application/json" }, body: PAYLOAD };
+}
+
 /** A delivery of the payload to a webhook, from `client` when one is given. */
 function toHook(webhookId: string, authorization: string, client?: string): Shot {
   return {
@@ -264,30 +269,22 @@ async function prepareScenarios(
       name: BARE,
       server: "bare",
       expected: [202],
-      shot: () => ({ path: "/", headers: { "Content-Type": "application/json" }, body: PAYLOAD }),
+      shot: () => toBare("/"),
     },
     {
       name: "bare Worker + one log line",
       server: "bareExtras",
       expected: [202],
-      shot: () => ({
-        path: "/log",
-        headers: { "Content-Type": "application/json" },
-        body: PAYLOAD,
-      }),
+      shot: () => toBare("/log"),
       secondary: true,
     },
     {
       // What the receipt and request id that every 202 must carry cost: the bare Worker
-      // answering as hookgate does. Full rounds, since it explains most of the gap.
+      // answering as hookgate does. Full rounds, to be weighed against the warm scenarios.
       name: BARE_RECEIPT,
       server: "bareExtras",
       expected: [202],
-      shot: () => ({
-        path: "/receipt",
-        headers: { "Content-Type": "application/json" },
-        body: PAYLOAD,
-      }),
+      shot: () => toBare("/receipt"),
     },
     {
       name: WARM_BEARER,
