@@ -143,7 +143,7 @@ async function withServers(
       dir,
       configPath: join(ROOT, "wrangler.toml"),
       script,
-      vars: { BOOTSTRAP_TOKEN: BOOTSTRAP_TOKEN },
+      vars: { BOOTSTRAP_TOKEN },
       migrate: true,
       localTraces: settings.localTraces,
       isReady: async (url) => (await fetch(`${url}/v1/openapi.json`)).status === 200,
@@ -185,12 +185,8 @@ async function withServers(
 }
 
 /** Creates the first admin and a webhook with its first token. */
-async function bootstrapWithHook(
-  baseUrl: string,
-  bootstrapToken: string,
-  authMethod: "bearer" | "basic",
-) {
-  const admin = await postJson(baseUrl, "/v1/bootstrap", bootstrapToken, {
+async function bootstrapWithHook(baseUrl: string, authMethod: "bearer" | "basic") {
+  const admin = await postJson(baseUrl, "/v1/bootstrap", BOOTSTRAP_TOKEN, {
     username: "bench-admin",
     password: randomBytes(18).toString("base64url"),
   });
@@ -236,7 +232,7 @@ async function prepareScenarios(
   settings: LoadSettings,
 ): Promise<Scenario[]> {
   const prepare = (name: ServerName, authMethod: "bearer" | "basic" = "bearer") =>
-    bootstrapWithHook(servers[name].baseUrl, BOOTSTRAP_TOKEN, authMethod);
+    bootstrapWithHook(servers[name].baseUrl, authMethod);
   const coldPerRound = Math.floor(settings.coldTokens / settings.rounds);
   const [bearer, basic, ackOnly, extras] = await Promise.all([
     prepare("bearer"),
@@ -396,7 +392,6 @@ async function loadOnce(
     result,
     cpu: cpuBefore && cpuAfter && subtractCpu(cpuAfter, cpuBefore),
     consumerRuns: follower?.stop(),
-    followsConsumer: scenario.followConsumer === true,
   };
 }
 
@@ -410,7 +405,8 @@ function summarise(name: string, done: Round[]): ScenarioFigures {
     (sum, round) => sum && round.cpu && addCpu(sum, round.cpu),
     { runtime: 0, proxy: 0, tooling: 0 },
   );
-  const runs = done[0]?.followsConsumer ? done.flatMap((round) => round.consumerRuns ?? []) : null;
+  const followed = done[0]?.consumerRuns !== undefined;
+  const runs = followed ? done.flatMap((round) => round.consumerRuns ?? []) : null;
   return {
     name,
     requestsPerSecond: answered(total) / total.seconds,
@@ -430,8 +426,8 @@ function summarise(name: string, done: Round[]): ScenarioFigures {
 interface Round {
   result: LoadResult;
   cpu: ServerCpu | null;
+  /** The consumer's runs, where the scenario follows them. */
   consumerRuns?: ConsumerInvocation[] | undefined;
-  followsConsumer: boolean;
 }
 
 function answered(result: LoadResult): number {
