@@ -1,6 +1,14 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
-import { closeSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { constants } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -98,6 +106,11 @@ export interface DevServerOptions {
 /** How often a start that lost its port to another process is tried again. */
 const PORT_RACE_RETRIES = 2;
 
+/** wrangler could not bind a port that was free a moment before. */
+class PortTaken extends Error {
+  override name = "PortTaken";
+}
+
 /**
  * Starts a dev server, again on new ports when another process took one of them between
  * `freePort` and wrangler's bind: the bench starts six servers at once, every round.
@@ -107,11 +120,18 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     try {
       return await startOnce(options);
     } catch (error) {
-      const lostPort = error instanceof Error && error.message.includes("Address already in use");
-      if (!lostPort || attempt >= PORT_RACE_RETRIES) throw error;
+      if (!(error instanceof PortTaken) || attempt >= PORT_RACE_RETRIES) throw error;
       console.error(`${options.label}: a port was taken meanwhile; starting again`);
     }
   }
+}
+
+/**
+ * Whether wrangler reported a port already in use since `offset` in its log. Such a
+ * wrangler does not always exit: its esbuild can deadlock and leave it hanging.
+ */
+function lostPort(logPath: string, offset: number): boolean {
+  return readFileSync(logPath).subarray(offset).includes("Address already in use");
 }
 
 /**
@@ -130,6 +150,8 @@ async function startOnce(options: DevServerOptions): Promise<DevServer> {
     const migrate = ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir];
     await runTool("wrangler", [...migrate, "--config", options.configPath], logPath);
   }
+  // The log holds earlier attempts too; only what this attempt writes tells of its port.
+  const logOffset = existsSync(logPath) ? statSync(logPath).size : 0;
   const port = await freePort();
   const child = spawnTool(
     "wrangler",
@@ -160,10 +182,12 @@ async function startOnce(options: DevServerOptions): Promise<DevServer> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) break;
+    if (lostPort(logPath, logOffset)) break;
     if (await options.isReady(baseUrl).catch(() => false)) return server;
     await sleep(250);
   }
   await server.stop();
+  if (lostPort(logPath, logOffset)) throw new PortTaken(`${options.label}: port ${port} taken`);
   throw new Error(`${options.label}: wrangler dev did not become ready:\n${tail(logPath)}`);
 }
 
