@@ -78,7 +78,7 @@ async function main() {
   const settings: LoadSettings = {
     // On two shared cores a round's ratio to the bare Worker varies by about 12 % (standard
     // deviation): 24 rounds put the 95 % interval of the mean ratio within about ±5 %, where
-    // 8 left it at ±10 to ±15 % and let the verdict turn from one run to the next.
+    // 8 left it at ±10 to ±15 %.
     rounds: setting("BENCH_ROUNDS", 24),
     secondsPerRound: setting("BENCH_SECONDS", 5),
     connections: setting("BENCH_CONNECTIONS", 16),
