@@ -187,7 +187,8 @@ async function startOnce(options: DevServerOptions): Promise<DevServer> {
     await sleep(250);
   }
   await server.stop();
-  if (lostPort(logPath, logOffset)) throw new PortTaken(`${options.label}: port ${port} taken`);
+  if (lostPort(logPath, logOffset))
+    throw new PortTaken(`${options.label}: a port was taken before wrangler bound it`);
   throw new Error(`${options.label}: wrangler dev did not become ready:\n${tail(logPath)}`);
 }
 
