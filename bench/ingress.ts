@@ -12,8 +12,12 @@ import { type DevServer, ROOT, type ServerCpu, startDevServer } from "./processe
 import { badChecksumToken, checksumMatches, garbageToken } from "./tokens.ts";
 
 export interface LoadSettings {
+  /** Sets of servers, each started afresh. */
   rounds: number;
-  secondsPerRound: number;
+  /** Cycles of the paired scenarios on each set of servers. */
+  cyclesPerRound: number;
+  /** How long one paired scenario is loaded in one cycle. */
+  secondsPerSlice: number;
   connections: number;
   coldTokens: number;
   /** Keeps wrangler's local trace recorder on in every server (see README). */
@@ -26,13 +30,18 @@ export interface ScenarioFigures {
   requestsPerSecond: number;
   p50Ms: number | null;
   p99Ms: number | null;
-  /** Each round's rate and p99, to show the spread. */
-  roundRates: number[];
-  roundP99Ms: (number | null)[];
+  /**
+   * Each slice's rate and p99, in the order they ran, and the round each ran in. A paired
+   * scenario's k-th slice ran in the run's k-th cycle, next to the k-th slice of every other
+   * paired scenario; the others have one slice per round.
+   */
+  sliceRates: number[];
+  sliceP99Ms: (number | null)[];
+  sliceRounds: number[];
   /**
    * CPU time of the server's processes per request sent, load generator excluded, in all
-   * and by process. The events consumer's work lands here too, except for a round's last
-   * batches, which may run in the next round on the same server.
+   * and by process. The events consumer's work lands here too, except for a slice's last
+   * batch, which may run while the next scenario is loaded (a few milliseconds in seconds).
    */
   cpuMsPerRequest: (ServerCpu & { total: number }) | null;
   statuses: Record<number, number>;
@@ -54,22 +63,27 @@ export interface IngressFigures {
 }
 
 /**
- * The dev servers, one per judged scenario and one of each kind for the scenarios that only
- * explain. A dev server's tail latency grows with the requests it has served (two copies of
- * the bare Worker, one of which had served 61,000 requests first: p99 106 against 69 ms at
- * the same rate), so servers whose figures are compared must serve alike.
+ * The dev servers: one per paired scenario, and one more hookgate for the scenarios that
+ * only explain; the bare Worker's explanatory scenario runs on the receipt's server once its
+ * cycles are over. A dev server's tail latency grows with the requests it has served (two
+ * copies of the bare Worker, one of which had served 61,000 requests first: p99 106 against
+ * 69 ms at the same rate), so servers whose figures are compared must serve alike.
  */
-type ServerName = "bare" | "bareExtras" | "bearer" | "basic" | "ackOnly" | "extras";
+type ServerName = "bare" | "bareControl" | "bareExtras" | "bearer" | "basic" | "ackOnly" | "extras";
 
 interface Scenario {
   name: string;
   server: ServerName;
   expected: readonly number[];
   shot: (index: number) => Shot;
+  /**
+   * Compared with the bare Worker slice by slice: it runs once in every cycle (see
+   * `cycleOrder`). The other scenarios explain the figures rather than being judged, and run
+   * once a round, for half a slice.
+   */
+  paired?: boolean;
   /** Requests per round for a scenario bounded by count (each cold token is used once). */
   perRound?: number;
-  /** Runs for half a round: it explains the main figures rather than being one. */
-  secondary?: boolean;
   /** False when a warm-up would spend the rate limiter's budget before the rounds. */
   warmUp?: boolean;
   /** Notes when the server's events consumer ran, to line its runs up with slow answers. */
@@ -80,6 +94,7 @@ interface Scenario {
 export const BARE = "bare Worker (enqueue only)";
 export const WARM_BEARER = "warm, Bearer";
 export const WARM_BASIC = "warm, Basic";
+export const BARE_CONTROL = "bare Worker, second server (control)";
 const BARE_RECEIPT = "bare Worker + hookgate's receipt";
 const WARM_ACK_ONLY = "warm, Bearer, consumer only acknowledging";
 
@@ -91,22 +106,27 @@ const PAYLOAD = JSON.stringify({
   customer: { id: "cus_0000000001", email: "someone@example.com" },
   items: [{ sku: "SKU-1", quantity: 2 }],
 });
-const WARM_UP_MS = 1_000;
+/** Each server's warm-up, shared among the scenarios it serves. */
+const WARM_UP_MS = 2_000;
 /** Every hookgate server of a run starts with this one; it only ever opens local servers. */
 const BOOTSTRAP_TOKEN = randomBytes(32).toString("base64url");
 
 /**
  * Runs the scenarios in rounds, each on servers started for it under `wrangler dev` and
- * prepared over hookgate's API. Odd rounds run the scenarios in reverse order (A B … B A),
- * so a slow drift of the machine weighs on all of them alike; fresh servers each round
- * keep any one server's age or state from weighing on one scenario's figures.
+ * prepared over hookgate's API. In a round, the paired scenarios take turns in cycles of
+ * one slice each, so that each is measured within seconds of the bare Worker and a drift
+ * of the machine weighs on all of them alike; then the other scenarios run once, in
+ * reverse order in odd rounds. Fresh servers each round keep any one server's age or state
+ * from weighing on one scenario's figures.
  */
 export async function measureIngress(dir: string, settings: LoadSettings): Promise<IngressFigures> {
-  const rounds = new Map<string, Round[]>();
+  const slices = new Map<string, Slice[]>();
   let clientAddressSeen = "";
   let reloads = 0;
   for (let round = 0; round < settings.rounds; round++) {
-    process.stdout.write(`  round ${round + 1}/${settings.rounds}: starting the servers\n`);
+    const progress = (step: string) =>
+      process.stdout.write(`  round ${round + 1}/${settings.rounds}: ${step}\n`);
+    progress("starting the servers");
     await withServers(dir, `r${round + 1}`, settings, async (servers) => {
       if (round === 0) {
         const seen = await fetch(servers.bare.baseUrl, { method: "POST", body: "{}" });
@@ -114,20 +134,42 @@ export async function measureIngress(dir: string, settings: LoadSettings): Promi
       }
       const scenarios = await prepareScenarios(servers, settings);
       await warmUp(scenarios, servers, settings);
-      const order = round % 2 === 0 ? scenarios : [...scenarios].reverse();
-      for (const scenario of order) {
-        process.stdout.write(`  round ${round + 1}/${settings.rounds}: ${scenario.name}\n`);
-        const done = rounds.get(scenario.name) ?? [];
-        done.push(await loadOnce(scenario, servers, settings));
-        rounds.set(scenario.name, done);
+      const measure = async (scenario: Scenario) => {
+        const done = slices.get(scenario.name) ?? [];
+        done.push({ round, ...(await loadOnce(scenario, servers, settings)) });
+        slices.set(scenario.name, done);
+      };
+      const paired = scenarios.filter((scenario) => scenario.paired);
+      for (let cycle = 0; cycle < settings.cyclesPerRound; cycle++) {
+        progress(`paired scenarios, cycle ${cycle + 1}/${settings.cyclesPerRound}`);
+        for (const scenario of cycleOrder(paired, round * settings.cyclesPerRound + cycle)) {
+          await measure(scenario);
+        }
+      }
+      const others = scenarios.filter((scenario) => !scenario.paired);
+      for (const scenario of round % 2 === 0 ? others : [...others].reverse()) {
+        progress(scenario.name);
+        await measure(scenario);
       }
       reloads += Object.values(servers)
         .map((server) => readFileSync(server.logPath, "utf8").split("Reloading local server"))
         .reduce((sum, parts) => sum + parts.length - 1, 0);
     });
   }
-  const scenarios = [...rounds].map(([name, done]) => summarise(name, done));
+  const scenarios = [...slices].map(([name, done]) => summarise(name, done));
   return { clientAddressSeen, reloads, scenarios };
+}
+
+/**
+ * The order of the paired scenarios in the run's `cycle`-th cycle: rotated by one place a
+ * cycle, and reversed in every other pass of `scenarios.length` cycles. Over two passes each
+ * scenario runs in every place twice and follows its neighbours as often as it precedes
+ * them, so that neither the place in a cycle nor the scenario run just before favours one.
+ */
+export function cycleOrder<T>(scenarios: readonly T[], cycle: number): T[] {
+  const n = scenarios.length;
+  const rotated = scenarios.map((_, place) => scenarios[(place + cycle) % n] as T);
+  return Math.floor(cycle / n) % 2 === 0 ? rotated : rotated.reverse();
 }
 
 /** Starts every server, runs `use` with them, and stops them all whatever happens. */
@@ -158,6 +200,7 @@ async function withServers(
     });
   const starts: Record<ServerName, () => Promise<DevServer>> = {
     bare: () => startBare("bare"),
+    bareControl: () => startBare("bare-control"),
     bareExtras: () => startBare("bare-extras"),
     bearer: () => startHookgate("hookgate-bearer"),
     basic: () => startHookgate("hookgate-basic"),
@@ -205,9 +248,16 @@ async function bootstrapWithHook(baseUrl: string, authMethod: "bearer" | "basic"
   };
 }
 
-/** The payload to one of the bare Worker's paths. */
-function toBare(path: string): Shot {
-  return { path, headers: { "Content-Type": "application/json" }, body: PAYLOAD };
+/**
+ * The payload to one of the bare Worker's paths, with the headers of a warm Bearer call:
+ * compared servers get the same request, down to the credential that only hookgate reads.
+ */
+function toBare(path: string, authorization: string): Shot {
+  return {
+    path,
+    headers: { Authorization: authorization, "Content-Type": "application/json" },
+    body: PAYLOAD,
+  };
 }
 
 /** A delivery of the payload to a webhook, from `client` when one is given. */
@@ -265,27 +315,38 @@ async function prepareScenarios(
       name: BARE,
       server: "bare",
       expected: [202],
-      shot: () => toBare("/"),
+      paired: true,
+      shot: () => toBare("/", bearer.authorization),
+    },
+    {
+      // The same Worker on another server: how far apart two copies of one Worker measure,
+      // which is as fine a difference as the run can tell.
+      name: BARE_CONTROL,
+      server: "bareControl",
+      expected: [202],
+      paired: true,
+      shot: () => toBare("/", bearer.authorization),
     },
     {
       name: "bare Worker + one log line",
       server: "bareExtras",
       expected: [202],
-      shot: () => toBare("/log"),
-      secondary: true,
+      shot: () => toBare("/log", bearer.authorization),
     },
     {
       // What the receipt and request id that every 202 must carry cost: the bare Worker
-      // answering as hookgate does. Full rounds, to be weighed against the warm scenarios.
+      // answering as hookgate does, to be weighed against the warm scenarios.
       name: BARE_RECEIPT,
       server: "bareExtras",
       expected: [202],
-      shot: () => toBare("/receipt"),
+      paired: true,
+      shot: () => toBare("/receipt", bearer.authorization),
     },
     {
       name: WARM_BEARER,
       server: "bearer",
       expected: [202],
+      paired: true,
       followConsumer: true,
       shot: () => toHook(bearer.webhookId, bearer.authorization),
     },
@@ -293,6 +354,7 @@ async function prepareScenarios(
       name: WARM_BASIC,
       server: "basic",
       expected: [202],
+      paired: true,
       shot: () => toHook(basic.webhookId, basic.authorization),
     },
     {
@@ -301,6 +363,7 @@ async function prepareScenarios(
       name: WARM_ACK_ONLY,
       server: "ackOnly",
       expected: [202],
+      paired: true,
       followConsumer: true,
       shot: () => toHook(ackOnly.webhookId, ackOnly.authorization),
     },
@@ -310,7 +373,6 @@ async function prepareScenarios(
       server: "extras",
       expected: [404],
       shot: () => ({ ...toHook(extras.webhookId, extras.authorization), path: "/bench" }),
-      secondary: true,
     },
     {
       // The ingress up to the checksum, its log line and a 401: still no binding.
@@ -318,14 +380,12 @@ async function prepareScenarios(
       server: "extras",
       expected: [401],
       shot: () => toHook(extras.webhookId, `Bearer ${badChecksumToken()}`),
-      secondary: true,
     },
     {
       name: "garbage tokens, one address",
       server: "extras",
       expected: [401, 429],
       shot: () => toHook(extras.webhookId, `Bearer ${garbageToken()}`),
-      secondary: true,
       warmUp: false,
     },
     {
@@ -333,7 +393,6 @@ async function prepareScenarios(
       server: "extras",
       expected: [401, 429],
       shot: () => toHook(extras.webhookId, `Bearer ${garbageToken()}`, nextAddress()),
-      secondary: true,
     },
     {
       name: "cold: first use of a token",
@@ -361,31 +420,39 @@ function load(
   });
 }
 
-/** Loads each scenario briefly first, so that no round measures a cold isolate or JIT. */
+/**
+ * Loads every server for the same time first, shared among the scenarios it serves, so that
+ * no slice meets a cold isolate or JIT and no server comes to the cycles better warmed than
+ * another.
+ */
 async function warmUp(
   scenarios: Scenario[],
   servers: Record<ServerName, DevServer>,
   settings: LoadSettings,
 ) {
-  for (const scenario of scenarios) {
-    if (scenario.perRound === undefined && scenario.warmUp !== false) {
-      await load(scenario, servers, settings, WARM_UP_MS);
+  const warmable = scenarios.filter(
+    (scenario) => scenario.perRound === undefined && scenario.warmUp !== false,
+  );
+  for (const name of Object.keys(servers) as ServerName[]) {
+    const served = warmable.filter((scenario) => scenario.server === name);
+    for (const scenario of served) {
+      await load(scenario, servers, settings, WARM_UP_MS / served.length);
     }
   }
 }
 
-/** Runs one round of a scenario, with its server's CPU and, if followed, consumer runs. */
+/** Runs one slice of a scenario, with its server's CPU and, if followed, consumer runs. */
 async function loadOnce(
   scenario: Scenario,
   servers: Record<ServerName, DevServer>,
   settings: LoadSettings,
-): Promise<Round> {
+): Promise<Omit<Slice, "round">> {
   const server = servers[scenario.server];
   const follower = scenario.followConsumer
     ? followConsumer(server.logPath, "hookgate-events")
     : undefined;
   const cpuBefore = server.cpu();
-  const durationMs = (scenario.secondary ? 500 : 1000) * settings.secondsPerRound;
+  const durationMs = (scenario.paired ? 1000 : 500) * settings.secondsPerSlice;
   const result = await load(scenario, servers, settings, durationMs);
   const cpuAfter = server.cpu();
   return {
@@ -395,25 +462,26 @@ async function loadOnce(
   };
 }
 
-/** Pools a scenario's rounds into its figures. */
-function summarise(name: string, done: Round[]): ScenarioFigures {
+/** Pools a scenario's slices into its figures. */
+function summarise(name: string, done: Slice[]): ScenarioFigures {
   const total = done.reduce<LoadResult | undefined>(
     (sum, { result }) => mergeLoad(sum, result),
     undefined,
   ) as LoadResult;
   const cpu = done.reduce<ServerCpu | null>(
-    (sum, round) => sum && round.cpu && addCpu(sum, round.cpu),
+    (sum, slice) => sum && slice.cpu && addCpu(sum, slice.cpu),
     { runtime: 0, proxy: 0, tooling: 0 },
   );
   const followed = done[0]?.consumerRuns !== undefined;
-  const runs = followed ? done.flatMap((round) => round.consumerRuns ?? []) : null;
+  const runs = followed ? done.flatMap((slice) => slice.consumerRuns ?? []) : null;
   return {
     name,
     requestsPerSecond: answered(total) / total.seconds,
     p50Ms: quantile(total.latenciesMs, 0.5),
     p99Ms: quantile(total.latenciesMs, 0.99),
-    roundRates: done.map(({ result }) => answered(result) / result.seconds),
-    roundP99Ms: done.map(({ result }) => quantile(result.latenciesMs, 0.99)),
+    sliceRates: done.map(({ result }) => answered(result) / result.seconds),
+    sliceP99Ms: done.map(({ result }) => quantile(result.latenciesMs, 0.99)),
+    sliceRounds: done.map(({ round }) => round),
     cpuMsPerRequest: cpu && perRequest(cpu, sent(total)),
     statuses: total.statuses,
     unexpected: total.unexpected,
@@ -422,8 +490,9 @@ function summarise(name: string, done: Round[]): ScenarioFigures {
   };
 }
 
-/** One round of one scenario; `cpu` is null where /proc could not be read. */
-interface Round {
+/** One load of one scenario; `cpu` is null where /proc could not be read. */
+interface Slice {
+  round: number;
   result: LoadResult;
   cpu: ServerCpu | null;
   /** The consumer's runs, where the scenario follows them. */

@@ -113,7 +113,7 @@ class PortTaken extends Error {
 
 /**
  * Starts a dev server, again on new ports when another process took one of them between
- * `freePort` and wrangler's bind: the bench starts six servers at once, every round.
+ * `freePort` and wrangler's bind: the bench starts seven servers at once, every round.
  */
 export async function startDevServer(options: DevServerOptions): Promise<DevServer> {
   for (let attempt = 0; ; attempt++) {

@@ -1,7 +1,7 @@
 // `npm run bench`: loads hookgate and a bare Worker under `wrangler dev`, counts binding calls
 // and times the idle sweep inside workerd, measures the bundle, then prints the figures, the
 // targets met or missed, and writes bench/results.json. Settings come from the environment:
-// BENCH_ROUNDS, BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_COLD_TOKENS, BENCH_SWEEP_CAP_FACTOR, and
+// BENCH_ROUNDS, BENCH_CYCLES, BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_COLD_TOKENS, BENCH_SWEEP_CAP_FACTOR, and
 // BENCH_LOCAL_TRACES=1 to keep wrangler's local trace recorder on.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -76,11 +76,11 @@ function sourceVersion() {
 async function main() {
   const started = performance.now();
   const settings: LoadSettings = {
-    // On two shared cores a round's ratio to the bare Worker varies by about 12 % (standard
-    // deviation): 24 rounds put the 95 % interval of the mean ratio within about ±5 %, where
-    // 8 left it at ±10 to ±15 %.
-    rounds: setting("BENCH_ROUNDS", 24),
-    secondsPerRound: setting("BENCH_SECONDS", 5),
+    // 8 rounds of 3 cycles over the 6 paired scenarios: 24 cycles, two full turns of
+    // `cycleOrder`, so that every paired scenario runs in every place of a cycle alike.
+    rounds: setting("BENCH_ROUNDS", 8),
+    cyclesPerRound: setting("BENCH_CYCLES", 3),
+    secondsPerSlice: setting("BENCH_SECONDS", 5),
     connections: setting("BENCH_CONNECTIONS", 16),
     coldTokens: setting("BENCH_COLD_TOKENS", 240),
     localTraces: process.env.BENCH_LOCAL_TRACES === "1",
@@ -90,7 +90,8 @@ async function main() {
   let succeeded = false;
   try {
     console.log(
-      `Ingress: ${settings.rounds} rounds of ${settings.secondsPerRound} s, ${settings.connections} connections`,
+      `Ingress: ${settings.rounds} rounds of ${settings.cyclesPerRound} cycles, ` +
+        `slices of ${settings.secondsPerSlice} s, ${settings.connections} connections`,
     );
     const ingress = await measureIngress(dir, settings);
     console.log("Binding counts and the idle sweep inside workerd (the sweep takes minutes)…");
