@@ -125,7 +125,9 @@ export function meanRatioInterval(scenario: ScenarioFigures, bare: ScenarioFigur
     if (!Number.isFinite(logRatio) || round !== bare.sliceRounds[slice] || round === undefined) {
       return;
     }
-    byRound.set(round, [...(byRound.get(round) ?? []), logRatio]);
+    const logs = byRound.get(round) ?? [];
+    logs.push(logRatio);
+    byRound.set(round, logs);
   });
   const means = [...byRound.values()].map((logs) => logs.reduce((a, b) => a + b, 0) / logs.length);
   const n = means.length;

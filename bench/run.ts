@@ -1,8 +1,8 @@
 // `npm run bench`: loads hookgate and a bare Worker under `wrangler dev`, counts binding calls
 // and times the idle sweep inside workerd, measures the bundle, then prints the figures, the
 // targets met or missed, and writes bench/results.json. Settings come from the environment:
-// BENCH_ROUNDS, BENCH_CYCLES, BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_COLD_TOKENS, BENCH_SWEEP_CAP_FACTOR, and
-// BENCH_LOCAL_TRACES=1 to keep wrangler's local trace recorder on.
+// BENCH_ROUNDS, BENCH_CYCLES, BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_COLD_TOKENS,
+// BENCH_SWEEP_CAP_FACTOR, and BENCH_LOCAL_TRACES=1 to keep wrangler's local trace recorder on.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir, totalmem } from "node:os";
